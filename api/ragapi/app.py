@@ -1,0 +1,125 @@
+"""The FastAPI application and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+import structlog
+from fastapi import FastAPI
+
+from ragapi import __version__
+from ragapi.answering import Answerer
+from ragapi.auth import KeyVerifier
+from ragapi.embedders import EmbedderRegistry
+from ragapi.embedding.base import Embedder
+from ragapi.errors import DependencyUnavailable
+from ragapi.http import BodyLimitMiddleware, RequestContextMiddleware, install_error_handlers
+from ragapi.ingest import Ingestor
+from ragapi.retriever import Retriever
+from ragapi.router import ChatRouter
+from ragapi.routes import chat, documents, health, indexes, search
+from ragapi.routing import Routing, RoutingWatcher
+from ragapi.settings import Settings, get_settings
+from ragapi.state import AppState
+from ragapi.store.db import create_pool
+from ragapi.store.indexes import build_hnsw, ensure_index
+from ragapi.store.migrations import migrate
+from ragapi.tracing import configure_tracing
+
+log = structlog.get_logger(__name__)
+
+# Multipart and JSON envelopes around a document at the size limit.
+ENVELOPE_BYTES = 256 * 1024
+
+
+async def make_indexes_ready(state: AppState, routing: Routing) -> None:
+    """What the operator does in a cluster, for a single process outside one."""
+    for name, spec in routing.indexes.items():
+        async with state.pool.acquire() as conn:
+            await ensure_index(conn, name, spec)
+            await build_hnsw(conn, name)
+        state.forget_index(name)
+        log.info("index_ready", index=name)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    default_embedder: Callable[[], Embedder] | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        problems = settings.problems()
+        if problems:
+            raise RuntimeError("refusing to start: " + "; ".join(problems))
+        assert settings.database_url is not None and settings.redis_url is not None
+        tracing = configure_tracing()
+        pool = await create_pool(
+            settings.database_url.get_secret_value(),
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+        )
+        redis = aioredis.Redis.from_url(
+            settings.redis_url.get_secret_value(),
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            health_check_interval=30,
+        )
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        router = ChatRouter()
+        embedders = EmbedderRegistry(settings, default_embedder)
+        retriever = Retriever(pool)
+        state = AppState(
+            settings=settings,
+            pool=pool,
+            redis=redis,
+            routing=RoutingWatcher(settings.routing_file),
+            embedders=embedders,
+            ingestor=Ingestor(pool, settings.max_upload_bytes),
+            retriever=retriever,
+            answerer=Answerer(retriever, router),
+            keys=KeyVerifier(pool),
+        )
+        if settings.manage_indexes:
+
+            async def on_change(routing: Routing) -> None:
+                await make_indexes_ready(state, routing)
+
+            state.routing.on_change = on_change
+        await state.routing.refresh()
+        if settings.routing_file is not None and not state.routing.loaded:
+            raise DependencyUnavailable(f"routing file unusable: {state.routing.last_error}")
+        state.routing.start()
+        app.state.ragline = state
+        log.info(
+            "api_started",
+            version=__version__,
+            tracing=tracing,
+            indexes=sorted(state.routing.current.indexes),
+        )
+        try:
+            yield
+        finally:
+            await state.routing.stop()
+            await router.factory.aclose()
+            await embedders.aclose()
+            await redis.aclose()
+            await pool.close()
+
+    app = FastAPI(
+        title="Ragline",
+        version=__version__,
+        summary="Retrieval-augmented answers with citations over your documents.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, indexes, documents, search, chat):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + ENVELOPE_BYTES)
+    app.add_middleware(RequestContextMiddleware)
+    return app

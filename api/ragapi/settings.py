@@ -1,0 +1,78 @@
+"""Process settings, read once from ``RAGLINE_*`` environment variables.
+
+Outside local mode the process refuses to start on a missing or placeholder value and
+names the setting, so a misconfigured pod fails its rollout instead of serving badly.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    PRODUCTION = "production"
+
+
+class EmbedderKind(StrEnum):
+    LOCAL = "local"  # MiniLM int8 on CPU, offline
+    OPENAI = "openai"  # any OpenAI-compatible /embeddings endpoint
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGLINE_", extra="ignore")
+
+    env: Environment = Environment.LOCAL
+    database_url: SecretStr | None = Field(
+        default=None, description="Postgres DSN (pgvector required)."
+    )
+    redis_url: SecretStr | None = Field(default=None, description="Redis URL.")
+    routing_file: Path | None = Field(
+        default=None, description="YAML stream of RagIndex/InferencePool/ProviderBudget."
+    )
+
+    manage_indexes: bool = Field(
+        default=True,
+        description="Make every RagIndex of the routing file ready (tables, HNSW) at start and "
+        "on change; the chart turns it off because the operator does it in a cluster.",
+    )
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    db_pool_min: int = Field(default=1, ge=0)
+    db_pool_max: int = Field(default=10, ge=1)
+    request_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    # Embeddings used when an index has no embedding pool in the routing file.
+    embedder: EmbedderKind = EmbedderKind.LOCAL
+    embedder_threads: int | None = Field(default=None, ge=1)
+    openai_embedding_base_url: str | None = None
+    openai_embedding_model: str = "text-embedding-3-small"
+    openai_embedding_dimensions: int | None = None
+    openai_api_key: SecretStr | None = None
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    def problems(self) -> list[str]:
+        """Everything that makes this configuration unfit to start, by setting name."""
+        found: list[str] = []
+        if self.database_url is None:
+            found.append("RAGLINE_DATABASE_URL is not set")
+        if self.redis_url is None:
+            found.append("RAGLINE_REDIS_URL is not set")
+        if self.env is Environment.PRODUCTION:
+            dsn = self.database_url.get_secret_value() if self.database_url else ""
+            if "changeme" in dsn or ":postgres@" in dsn:
+                found.append("RAGLINE_DATABASE_URL uses a placeholder password")
+            if self.embedder is EmbedderKind.OPENAI and self.openai_api_key is None:
+                found.append("RAGLINE_OPENAI_API_KEY is required for RAGLINE_EMBEDDER=openai")
+        return found
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

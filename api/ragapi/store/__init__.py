@@ -1,0 +1,1 @@
+"""Postgres access: the connection pool, migrations, indexes, documents and search."""

@@ -1,0 +1,207 @@
+"""Vector (HNSW) and full-text candidate queries for hybrid retrieval.
+
+Filtered vector search must still return ``k`` rows when ``k`` rows match. pgvector
+>= 0.8 has ``hnsw.iterative_scan`` for that; pgserver ships 0.6.2, which stops after
+``ef_search`` candidates and filters afterwards. On such servers the strategy is:
+a bounded count of matching rows (GIN on tags/metadata) decides — a selective filter
+goes straight to an exact scan of the few matches; otherwise HNSW runs with ``ef_search``
+raised step by step, and an exact scan is the last resort. Either way k rows come back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from ragapi.contract import Distance
+from ragapi.store.indexes import OPERATOR, IndexRecord, quote_ident
+
+# Below this many matching rows an exact scan beats any index (about 1 ms per 2k rows).
+EXACT_SCAN_MAX_ROWS = 2000
+EF_SEARCH_CEILING = 1000
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    tags: list[str] = field(default_factory=list)  # every tag must be present
+    metadata: dict[str, Any] = field(default_factory=dict)  # containment (@>)
+
+    @property
+    def empty(self) -> bool:
+        return not self.tags and not self.metadata
+
+
+@dataclass(frozen=True)
+class Candidate:
+    chunk_id: int
+    document_id: Any
+    source: str
+    heading: str
+    text: str
+    token_count: int
+    score: float  # similarity for vector hits (higher is better), rank for text hits
+
+
+@dataclass(frozen=True)
+class VectorResult:
+    candidates: list[Candidate]
+    strategy: str  # "hnsw", "hnsw-iterative", "hnsw-escalated", "exact"
+    ef_search: int
+
+
+def _where(filters: SearchFilters, first_param: int) -> tuple[str, list[Any]]:
+    clauses = ["active", f"tenant = ${first_param}"]
+    args: list[Any] = []
+    n = first_param + 1
+    if filters.tags:
+        clauses.append(f"tags @> ${n}::text[]")
+        args.append(list(filters.tags))
+        n += 1
+    if filters.metadata:
+        clauses.append(f"metadata @> ${n}::jsonb")
+        args.append(json.dumps(filters.metadata))
+    return " AND ".join(clauses), args
+
+
+def _similarity(distance: Distance, raw: float) -> float:
+    if distance is Distance.COSINE:
+        return 1.0 - raw
+    if distance is Distance.INNER_PRODUCT:
+        return -raw  # pgvector's <#> is the negative inner product
+    return -raw
+
+
+async def has_iterative_scan(conn: asyncpg.Connection) -> bool:
+    version: str | None = await conn.fetchval(
+        "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+    )
+    if not version:
+        return False
+    major, minor = (int(p) for p in version.split(".")[:2])
+    return (major, minor) >= (0, 8)
+
+
+def _rows(rows: Sequence[asyncpg.Record], distance: Distance) -> list[Candidate]:
+    return [
+        Candidate(
+            chunk_id=r["id"],
+            document_id=r["document_id"],
+            source=r["source"],
+            heading=r["heading"],
+            text=r["text"],
+            token_count=r["token_count"],
+            score=_similarity(distance, float(r["dist"])),
+        )
+        for r in rows
+    ]
+
+
+async def vector_search(
+    conn: asyncpg.Connection,
+    record: IndexRecord,
+    tenant: str,
+    embedding: Sequence[float],
+    *,
+    k: int,
+    ef_search: int,
+    filters: SearchFilters,
+    iterative: bool,
+) -> VectorResult:
+    """Top-k nearest chunks. Runs in the caller's transaction (SET LOCAL needs one)."""
+    distance = record.spec.distance
+    op = OPERATOR[distance]
+    table = quote_ident(record.table)
+    where, fargs = _where(filters, 3)
+    query = np.asarray(embedding, dtype=np.float32)
+    select = (
+        f"SELECT id, document_id, source, heading, text, token_count, embedding {op} $1 AS dist "
+        f"FROM {table} WHERE {where} ORDER BY embedding {op} $1 LIMIT $2"
+    )
+    ef = max(ef_search, k)
+
+    async def hnsw(ef_value: int) -> list[asyncpg.Record]:
+        await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_value)}")
+        rows: list[asyncpg.Record] = await conn.fetch(select, query, k, tenant, *fargs)
+        return rows
+
+    async def exact() -> list[asyncpg.Record]:
+        # Plain index scans off: the planner falls back to a (GIN bitmap) scan and a sort.
+        await conn.execute("SET LOCAL enable_indexscan = off")
+        rows: list[asyncpg.Record] = await conn.fetch(select, query, k, tenant, *fargs)
+        await conn.execute("SET LOCAL enable_indexscan = on")
+        return rows
+
+    if filters.empty:
+        return VectorResult(_rows(await hnsw(ef), distance), "hnsw", ef)
+    if iterative:
+        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        rows = await hnsw(ef)
+        if len(rows) >= k:
+            # relaxed order may return rows slightly out of order: sort by exact distance
+            ranked = sorted(_rows(rows, distance), key=lambda c: -c.score)
+            return VectorResult(ranked, "hnsw-iterative", ef)
+        return VectorResult(_rows(await exact(), distance), "exact", ef)
+    count_where, _ = _where(filters, 2)
+    matching = await conn.fetchval(
+        f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {count_where} LIMIT $1) m",
+        EXACT_SCAN_MAX_ROWS + 1,
+        tenant,
+        *fargs,
+    )
+    if matching <= EXACT_SCAN_MAX_ROWS:
+        return VectorResult(_rows(await exact(), distance), "exact", ef)
+    while True:
+        rows = await hnsw(ef)
+        if len(rows) >= k:
+            return VectorResult(
+                _rows(rows, distance), "hnsw" if ef == max(ef_search, k) else "hnsw-escalated", ef
+            )
+        if ef >= EF_SEARCH_CEILING:
+            return VectorResult(_rows(await exact(), distance), "exact", ef)
+        ef = min(ef * 4, EF_SEARCH_CEILING)
+
+
+async def text_search(
+    conn: asyncpg.Connection,
+    record: IndexRecord,
+    tenant: str,
+    text: str,
+    *,
+    k: int,
+    filters: SearchFilters,
+) -> list[Candidate]:
+    """Full-text candidates. Terms are OR-ed: a question's words rarely all appear in one
+    chunk, and ranking (ts_rank_cd) already rewards chunks that hold more of them."""
+    table = quote_ident(record.table)
+    where, fargs = _where(filters, 3)
+    rows = await conn.fetch(
+        f"""WITH q AS (
+                SELECT nullif(replace(plainto_tsquery('english', $1)::text, '&', '|'), '')::tsquery
+                       AS tsq)
+            SELECT id, document_id, source, heading, text, token_count,
+                   ts_rank_cd(tsv, q.tsq) AS rank
+            FROM {table}, q
+            WHERE q.tsq IS NOT NULL AND tsv @@ q.tsq AND {where}
+            ORDER BY rank DESC, id LIMIT $2""",
+        text,
+        k,
+        tenant,
+        *fargs,
+    )
+    return [
+        Candidate(
+            chunk_id=r["id"],
+            document_id=r["document_id"],
+            source=r["source"],
+            heading=r["heading"],
+            text=r["text"],
+            token_count=r["token_count"],
+            score=float(r["rank"]),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,1 @@
+"""Ragline's control plane: the kopf operator for RagIndex, InferencePool and ProviderBudget."""
