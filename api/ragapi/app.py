@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import asyncpg
 import redis.asyncio as aioredis
 import structlog
 from fastapi import FastAPI
@@ -58,8 +59,16 @@ def create_app(
             raise RuntimeError("refusing to start: " + "; ".join(problems))
         assert settings.database_url is not None and settings.redis_url is not None
         tracing = configure_tracing()
+        dsn = settings.database_url.get_secret_value()
+        # Migrations first, on a plain connection: they create the `vector` type that every
+        # pooled connection registers a codec for.
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
         pool = await create_pool(
-            settings.database_url.get_secret_value(),
+            dsn,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
         )
@@ -69,8 +78,6 @@ def create_app(
             socket_connect_timeout=2,
             health_check_interval=30,
         )
-        async with pool.acquire() as conn:
-            await migrate(conn)
         router = ChatRouter()
         embedders = EmbedderRegistry(settings, default_embedder)
         retriever = Retriever(pool)

@@ -70,6 +70,17 @@ def _embed(text: str, dim: int) -> list[float]:
     return (v / np.linalg.norm(v)).astype(float).tolist()
 
 
+def _reset() -> Response:
+    """Headers, then the connection drops: uvicorn closes it when the body raises, so the
+    client sees a broken connection, not an HTTP error."""
+
+    async def body() -> Any:
+        raise ConnectionResetError("injected reset")
+        yield b""  # pragma: no cover - makes this an async generator
+
+    return StreamingResponse(body(), media_type="application/json")
+
+
 def build_app(state: ServerState) -> Starlette:
     async def take_fault(endpoint: str) -> Fault | None:
         if state.base_latency:
@@ -97,7 +108,7 @@ def build_app(state: ServerState) -> Starlette:
         if fault and fault.kind in ("500", "400"):
             return error(int(fault.kind), f"injected {fault.kind}")
         if fault and fault.kind == "reset":
-            raise ConnectionResetError("injected reset")
+            return _reset()
         text = answer_for(body.get("messages", []))
         words = re.findall(r"\S+\s*", text)
         usage = {
@@ -181,7 +192,7 @@ def build_app(state: ServerState) -> Starlette:
         if fault and fault.kind in ("500", "400"):
             return error(int(fault.kind), f"injected {fault.kind}")
         if fault and fault.kind == "reset":
-            raise ConnectionResetError("injected reset")
+            return _reset()
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         return JSONResponse(
             {
