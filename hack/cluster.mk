@@ -14,9 +14,9 @@ tools:
 cluster-up:
 	$(RAGLINE_HACK)/cluster-up.sh
 
-## cluster-down: stop the control plane (make cluster-down ARGS=--wipe to drop etcd data)
+## cluster-down: stop the control plane (make cluster-down CLUSTER_DOWN_FLAGS=--wipe|--purge)
 cluster-down:
-	$(RAGLINE_HACK)/cluster-down.sh $(ARGS)
+	$(RAGLINE_HACK)/cluster-down.sh $(CLUSTER_DOWN_FLAGS)
 
 ## jaeger-up: start Jaeger (in-memory) with OTLP on 127.0.0.1:4317/4318
 jaeger-up:

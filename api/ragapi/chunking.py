@@ -194,7 +194,7 @@ def _cut_points(tokens: _Tokens, unit: int) -> list[int]:
         for s0, s1 in zip([p0, *sentences], [*sentences, p1], strict=True):
             position = s0
             while s1 - position > unit:
-                # s1 - position > unit, so the range holds no sentence or paragraph end.
+                # Inside one sentence: the furthest word (else pre-token, else piece) start.
                 position = tokens.best(position + 1, position + unit, furthest=True)
                 cuts.add(position)
     return sorted(cuts)

@@ -158,7 +158,8 @@ def test_delete_is_soft_and_hides_the_document_everywhere(admin: httpx.Client) -
         ),
         (
             "page.html",
-            b"<html><body><nav>menu</nav><h1>Runbook</h1><p>Restart the ingest worker.</p></body></html>",
+            b"<html><body><nav>menu</nav><h1>Runbook</h1>"
+            b"<p>Restart the ingest worker.</p></body></html>",
             "Restart the ingest worker",
         ),
         (

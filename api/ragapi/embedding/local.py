@@ -6,8 +6,11 @@ corrupted file cannot silently change the vectors we store.
 
 The pipeline is sentence-transformers' for this model: WordPiece (truncated at 256 pieces,
 special tokens included), transformer, mean pooling over the attention mask, L2
-normalisation. The fp32 reference (``model.safetensors``) needs torch, so it is not
-compared here; the unit tests check similarity behaviour instead.
+normalisation. The graph takes int64 ``input_ids``, ``attention_mask`` and
+``token_type_ids`` shaped (batch, sequence) and returns ``last_hidden_state`` shaped
+(batch, sequence, 384); pooling and normalisation happen here. The fp32 reference
+(``model.safetensors``) needs torch, so it is not compared here; the unit tests check
+similarity behaviour instead.
 """
 
 from __future__ import annotations
