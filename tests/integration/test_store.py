@@ -1,0 +1,252 @@
+"""The store against real Postgres+pgvector: migrations under a race, the filtered-search
+strategies, and the HNSW rebuild that swaps indexes while queries run."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import numpy as np
+import pytest
+from pgvector.asyncpg import register_vector
+
+from ragapi.contract import RagIndexSpec
+from ragapi.embedded import EmbeddedStack
+from ragapi.store import search as store_search
+from ragapi.store.indexes import build_hnsw, ensure_index, get_index, hnsw_index_name
+from ragapi.store.migrations import Migration, bundled_migrations, migrate
+from ragapi.store.search import SearchFilters, vector_search
+
+pytestmark = pytest.mark.integration
+DIM = 8
+
+
+@pytest.fixture()
+async def conn(stack: EmbeddedStack) -> AsyncIterator[asyncpg.Connection]:
+    c = await asyncpg.connect(stack.postgres.url)
+    await migrate(c)
+    await register_vector(c)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+async def test_concurrent_migrations_apply_once(stack: EmbeddedStack) -> None:
+    """Two pods starting at once: the advisory lock serialises them; each version once."""
+    db = f"mig_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(stack.postgres.url)
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    await admin.close()
+    url = stack.postgres.url.rsplit("/", 1)[0] + f"/{db}"
+    extra = Migration(9999, "slow_probe", "SELECT pg_sleep(0.3); CREATE TABLE probe (id int);")
+    migrations = [*bundled_migrations(), extra]
+    conns = [await asyncpg.connect(url) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(migrate(c, migrations) for c in conns))
+        applied = sorted(v for r in results for v in r)
+        assert applied == sorted(m.version for m in migrations)  # each exactly once, by someone
+        rows = await conns[0].fetch("SELECT version FROM schema_migrations ORDER BY version")
+        assert [r["version"] for r in rows] == [m.version for m in migrations]
+        # A changed, already-applied migration is an error, not a silent re-run.
+        changed = [*bundled_migrations(), Migration(9999, "slow_probe", "SELECT 1;")]
+        with pytest.raises(Exception, match="changed after it was applied"):
+            await migrate(conns[0], changed)
+    finally:
+        for c in conns:
+            await c.close()
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal((n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+async def _index_with_rows(
+    conn: asyncpg.Connection, rows: int, tagged_every: int
+) -> tuple[str, np.ndarray]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    spec = RagIndexSpec.model_validate(
+        {"embedding": {"dimensions": DIM}, "hnsw": {"m": 4, "efConstruction": 8}}
+    )
+    record = await ensure_index(conn, name, spec)
+    doc = uuid.uuid4()
+    await conn.execute(
+        """INSERT INTO documents (id, tenant, index_name, source, version, content_type, content_hash)
+           VALUES ($1, 'default', $2, 's', 1, 'text/plain', '\\x00')""",
+        doc,
+        name,
+    )
+    vectors = _unit(np.random.default_rng(7), rows)
+    ids = [
+        r["id"]
+        for r in await conn.fetch(
+            "SELECT nextval('chunk_ids') AS id FROM generate_series(1, $1)", rows
+        )
+    ]
+    await conn.copy_records_to_table(
+        record.table,
+        records=[
+            (
+                ids[i],
+                doc,
+                "default",
+                "s",
+                1,
+                "",
+                f"chunk {i}",
+                2,
+                b"h",
+                ["tag"] if i % tagged_every == 0 else [],
+                "{}",
+                vectors[i],
+            )
+            for i in range(rows)
+        ],
+        columns=(
+            "id",
+            "document_id",
+            "tenant",
+            "source",
+            "first_version",
+            "heading",
+            "text",
+            "token_count",
+            "content_hash",
+            "tags",
+            "metadata",
+            "embedding",
+        ),
+    )
+    await build_hnsw(conn, name)
+    return name, vectors
+
+
+async def test_filtered_search_returns_k_rows_by_every_strategy(
+    conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, vectors = await _index_with_rows(conn, 3000, tagged_every=50)  # 60 tagged rows
+    record = await get_index(conn, name)
+    query = vectors[1]
+    tagged = [i for i in range(3000) if i % 50 == 0]
+    exact = sorted(tagged, key=lambda i: -float(vectors[i] @ query))[:10]
+
+    async def run(**kw: object) -> store_search.VectorResult:
+        async with conn.transaction():
+            return await vector_search(
+                conn,
+                record,
+                "default",
+                query,
+                k=10,
+                ef_search=10,
+                filters=SearchFilters(tags=["tag"]),
+                iterative=False,
+                **kw,
+            )  # type: ignore[arg-type]
+
+    selective = await run()
+    assert selective.strategy == "exact"
+    assert [c.text for c in selective.candidates] == [f"chunk {i}" for i in exact]
+
+    # Pretend the filter is broad: the index path runs (the planner may still prefer the
+    # GIN bitmap for 3000 rows), escalating ef_search until k rows come back.
+    monkeypatch.setattr(store_search, "EXACT_SCAN_MAX_ROWS", 10)
+    broad = await run()
+    assert broad.strategy in ("hnsw", "hnsw-escalated", "exact")
+    assert len(broad.candidates) == 10
+    recall = len({c.text for c in broad.candidates} & {f"chunk {i}" for i in exact}) / 10
+    assert recall >= 0.8
+
+    unfiltered = await vector_search(
+        conn, record, "default", query, k=10, ef_search=40, filters=SearchFilters(), iterative=False
+    )
+    assert unfiltered.strategy == "hnsw" and len(unfiltered.candidates) == 10
+    # A query for another tenant sees nothing (the tenant is part of every query).
+    other = await vector_search(
+        conn,
+        record,
+        "someone-else",
+        query,
+        k=10,
+        ef_search=40,
+        filters=SearchFilters(),
+        iterative=False,
+    )
+    assert other.candidates == []
+
+
+async def test_hnsw_rebuild_swaps_while_queries_run(
+    conn: asyncpg.Connection, stack: EmbeddedStack
+) -> None:
+    name, vectors = await _index_with_rows(conn, 2000, tagged_every=1000)
+    old = (await get_index(conn, name)).hnsw_index
+    assert old == hnsw_index_name(name, (await get_index(conn, name)).spec)
+
+    pool = await asyncpg.create_pool(
+        stack.postgres.url, min_size=2, max_size=2, init=register_vector
+    )
+    stop = asyncio.Event()
+    failures: list[BaseException] = []
+    served = 0
+
+    async def query_loop() -> None:
+        nonlocal served
+        record = await get_index(pool, name)
+        while not stop.is_set():
+            try:
+                async with pool.acquire() as c, c.transaction():
+                    res = await vector_search(
+                        c,
+                        record,
+                        "default",
+                        vectors[served % 2000],
+                        k=5,
+                        ef_search=20,
+                        filters=SearchFilters(),
+                        iterative=False,
+                    )
+                assert len(res.candidates) == 5
+                served += 1
+            except BaseException as exc:  # every failure counts
+                failures.append(exc)
+                return
+
+    loop_task = asyncio.create_task(query_loop())
+    try:
+        spec = (await get_index(conn, name)).spec.model_copy(
+            update={
+                "hnsw": RagIndexSpec.model_validate({"hnsw": {"m": 8, "efConstruction": 32}}).hnsw
+            }
+        )
+        await ensure_index(conn, name, spec)
+        rebuilt = await build_hnsw(conn, name)
+        again = await build_hnsw(conn, name)  # idempotent
+    finally:
+        await asyncio.sleep(0.2)
+        stop.set()
+        await loop_task
+        await pool.close()
+    assert failures == []
+    assert served > 0
+    assert rebuilt.hnsw_index == f"{rebuilt.table}_hnsw_cosine_m8_ef32" != old
+    assert again.hnsw_index == rebuilt.hnsw_index
+    assert rebuilt.hnsw_params == {"m": 8, "efConstruction": 32, "distance": "cosine"}
+    names = {
+        r["indexname"]
+        for r in await conn.fetch(
+            "SELECT indexname FROM pg_indexes WHERE tablename = $1", rebuilt.table
+        )
+    }
+    assert rebuilt.hnsw_index in names and old not in names
+
+
+async def test_changing_dimensions_is_refused(conn: asyncpg.Connection) -> None:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    await ensure_index(conn, name, RagIndexSpec.model_validate({"embedding": {"dimensions": 8}}))
+    with pytest.raises(Exception, match="holds 8-dimensional vectors; cannot change to 16"):
+        await ensure_index(
+            conn, name, RagIndexSpec.model_validate({"embedding": {"dimensions": 16}})
+        )
