@@ -230,8 +230,17 @@ def query(
     typer.echo(f"(answered by {body['provider']})")
 
 
+def _load_plugins() -> None:
+    """Subcommands other packages register (``ragline operator`` comes from ragoperator)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="ragline.commands"):
+        app.command(ep.name)(ep.load())
+
+
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _load_plugins()
     app()
 
 
