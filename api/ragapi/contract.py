@@ -170,7 +170,9 @@ class CircuitBreakerSpec(_Model):
 class AutoscalingSpec(_Model):
     min_replicas: int = Field(default=1, ge=0, le=1000)
     max_replicas: int = Field(default=3, ge=1, le=1000)
-    target_cpu_utilization_percentage: int | None = Field(default=80, ge=1, le=100)
+    target_cpu_utilization_percentage: int | None = Field(
+        default=80, ge=1, le=100, alias="targetCPUUtilizationPercentage"
+    )
 
 
 class DeploymentSpec(_Model):

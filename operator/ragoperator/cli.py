@@ -14,6 +14,9 @@ def operator_command(
     ] = None,
     all_namespaces: Annotated[bool, typer.Option(help="Watch the whole cluster.")] = False,
     liveness_port: Annotated[int, typer.Option(help="kopf liveness endpoint port.")] = 8081,
+    liveness_host: Annotated[str, typer.Option(help="Address of the liveness endpoint.")] = (
+        "0.0.0.0"  # noqa: S104 - a pod's probe comes from the kubelet, not loopback
+    ),
 ) -> None:
     """Run the kopf operator for RagIndex, InferencePool and ProviderBudget."""
     from ragapi.logs import configure_logging
@@ -24,4 +27,8 @@ def operator_command(
     get_settings()
     if not namespace and not all_namespaces:
         raise typer.BadParameter("give --namespace (repeatable) or --all-namespaces")
-    run(namespace or [], clusterwide=all_namespaces, liveness_port=liveness_port)
+    run(
+        namespace or [],
+        clusterwide=all_namespaces,
+        liveness=f"http://{liveness_host}:{liveness_port}/healthz",
+    )

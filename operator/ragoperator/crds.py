@@ -213,7 +213,7 @@ FIELD_DESCRIPTIONS: dict[type[BaseModel], dict[str, str]] = {
     c.AutoscalingSpec: {
         "minReplicas": "Fewest replicas; at most maxReplicas.",
         "maxReplicas": "Most replicas.",
-        "targetCpuUtilizationPercentage": "Average CPU utilization the autoscaler aims for.",
+        "targetCPUUtilizationPercentage": "Average CPU utilization the autoscaler aims for.",
     },
     c.ProviderBudgetSpec: {
         "poolRef": "The InferencePool whose provider this budget limits.",
@@ -622,9 +622,10 @@ class _Converter:
                 raise CrdError(f"{path}: JSON schema keyword {key!r} is not supported")
         if "type" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
             raise CrdError(f"{path}: no type")
-        if out.get("type") == "object" and "properties" not in out:
-            if "additionalProperties" not in out:
-                out["x-kubernetes-preserve-unknown-fields"] = True
+        if out.get("type") == "object" and not (
+            {"properties", "additionalProperties"} & out.keys()
+        ):
+            out["x-kubernetes-preserve-unknown-fields"] = True
         if model is not None:
             rules = self._rules(model, None, items=False)
             if rules:
@@ -692,6 +693,9 @@ def spec_schema(model: type[BaseModel]) -> Schema:
     root = {k: v for k, v in raw.items() if k != "$defs"}
     schema = conv.convert(root, "spec", model.__name__)
     for name, cls in conv.models.items():
+        aliases = {f.alias or n for n, f in cls.model_fields.items()}
+        for field in FIELD_DESCRIPTIONS.get(cls, {}).keys() - aliases:
+            raise CrdError(f"description for {name}.{field}, which has no such field")
         for i, rule in enumerate(CEL_RULES.get(cls, ())):
             if (name, i) not in conv.used:
                 where = f"{name}.{rule.field}" if rule.field else name

@@ -69,6 +69,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.persistence.finalizer = f"{GROUP}/finalizer"
+    # Logger messages become Events only from WARNING up; our transitions post explicitly
+    # with kopf.event, which this level does not filter.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     load_config()
@@ -253,8 +255,9 @@ async def reconcile_ragindex(
             await kube.apply(job)
             if status.get("phase") != "Building":
                 job_name = job["metadata"]["name"]
-                kopf.info(
+                kopf.event(
                     body,
+                    type="Normal",
                     reason="IndexBuildStarted",
                     message=f"Job {job_name} builds HNSW index {target}",
                 )
@@ -363,7 +366,12 @@ async def follow_ragindex(
         )
         INDEX_BUILD_SECONDS.labels(name).observe(record.hnsw_build_seconds or 0.0)
         seconds = record.hnsw_build_seconds or 0.0
-        kopf.info(body, reason="IndexBuilt", message=f"HNSW index {target} built in {seconds:.1f}s")
+        kopf.event(
+            body,
+            type="Normal",
+            reason="IndexBuilt",
+            message=f"HNSW index {target} built in {seconds:.1f}s",
+        )
     elif state == "failed" or (state == "succeeded" and record.hnsw_index != target):
         message = f"index-build Job for {target} failed; see its pod logs"
         patch.status["phase"] = "Failed"
@@ -371,7 +379,7 @@ async def follow_ragindex(
             status,
             cond.condition(cond.INDEX_BUILT, cond.FALSE, "BuildFailed", message, generation),
         )
-        kopf.warn(body, reason="IndexBuildFailed", message=message)
+        kopf.event(body, type="Warning", reason="IndexBuildFailed", message=message)
     elif state == "missing":
         # The Job was deleted (or expired) before finishing: reconcile creates it again.
         raise kopf.TemporaryError("build Job missing; re-reconciling", delay=1)
@@ -549,8 +557,9 @@ async def refresh_providerbudget(
     BUDGET_SPENT_USD.labels(f"{namespace}/{name}").set(float(result.status["spent"]["usd"]))
     last = status.get("lastAlertThreshold") if status.get("periodEnd") == period_end else None
     if result.crossed is not None and (last is None or result.crossed > last):
-        kopf.warn(
+        kopf.event(
             body,
+            type="Warning",
             reason="BudgetThresholdCrossed",
             message=f"{result.percent}% of the {parsed.period.value} budget used "
             f"(threshold {result.crossed}%)",

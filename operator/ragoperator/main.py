@@ -7,7 +7,7 @@ import asyncio
 import kopf
 
 
-def run(namespaces: list[str], *, clusterwide: bool, liveness_port: int) -> None:
+def run(namespaces: list[str], *, clusterwide: bool, liveness: str) -> None:
     import ragoperator.handlers  # noqa: F401 - registers the handlers
 
     asyncio.run(
@@ -15,6 +15,6 @@ def run(namespaces: list[str], *, clusterwide: bool, liveness_port: int) -> None
             standalone=True,
             clusterwide=clusterwide,
             namespaces=namespaces,
-            liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz",
+            liveness_endpoint=liveness,
         )
     )

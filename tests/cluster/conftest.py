@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -17,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from ragapi.embedded import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 HACK = REPO / "hack"
@@ -75,6 +74,20 @@ class Cluster:
         return out
 
 
+def _free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports (all held open at once while choosing)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def _script(name: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(HACK / name)], env=env, capture_output=True, text=True, timeout=timeout
@@ -92,12 +105,13 @@ def _down(env: dict[str, str]) -> None:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     state = tmp_path_factory.mktemp("cluster")
+    etcd, peer, apiserver = _free_ports(3)
     env = {
         **os.environ,
         "RAGLINE_CLUSTER_DIR": str(state),
-        "RAGLINE_ETCD_PORT": str(free_port()),
-        "RAGLINE_ETCD_PEER_PORT": str(free_port()),
-        "RAGLINE_APISERVER_PORT": str(free_port()),
+        "RAGLINE_ETCD_PORT": str(etcd),
+        "RAGLINE_ETCD_PEER_PORT": str(peer),
+        "RAGLINE_APISERVER_PORT": str(apiserver),
     }
     env.pop("KUBECONFIG", None)
     started = time.monotonic()
@@ -111,7 +125,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         TIMINGS["cluster start (s)"] = time.monotonic() - started
         kubeconfig = Path(up.stdout.strip().splitlines()[-1])
         assert kubeconfig.is_file(), up.stdout
-        yield Cluster(dir=state, kubeconfig=kubeconfig, env={**env, "KUBECONFIG": ""})
+        yield Cluster(dir=state, kubeconfig=kubeconfig, env=env)
     finally:
         # Also after a failed start: etcd may be up while kube-apiserver is not.
         _down(env)

@@ -217,3 +217,61 @@ namespace. Rendered as a JSON list so callers can fromJsonArray it.
 {{- list .Release.Namespace | toJson }}
 {{- end }}
 {{- end }}
+
+{{/*
+What the operator does in each namespace it watches (operator/ragoperator/handlers.py),
+verb by verb; see operator-rbac.yaml.
+*/}}
+{{- define "ragline.operator.reconcileRules" -}}
+# The custom resources: kopf lists and watches them and patches its finalizer and
+# annotations; the routing ConfigMap is rendered from a list of them.
+- apiGroups: ["ragline.dev"]
+  resources: ["ragindexes", "inferencepools", "providerbudgets"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["ragline.dev"]
+  resources: ["ragindexes/status", "inferencepools/status", "providerbudgets/status"]
+  verbs: ["patch"]
+# Children carry owner references with blockOwnerDeletion, which needs update on the
+# owner's finalizers where the OwnerReferencesPermissionEnforcement admission plugin runs.
+- apiGroups: ["ragline.dev"]
+  resources: ["ragindexes/finalizers", "inferencepools/finalizers", "providerbudgets/finalizers"]
+  verbs: ["update"]
+# Children are server-side applied (a first apply is a create). A pool's self-hosted
+# workload is deleted when its spec drops `deployment`; its Deployment is read for status.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["create", "patch", "delete"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["create", "patch", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["create", "patch", "delete"]
+# Index-build Jobs are named after their HNSW parameters and read for their outcome;
+# finished ones expire by ttlSecondsAfterFinished, or with their RagIndex.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "create", "patch"]
+# The routing ConfigMap, server-side applied. create cannot be limited by name.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["create"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  resourceNames: [{{ include "ragline.routingConfigMap" . | quote }}]
+  verbs: ["get", "patch"]
+# The database DSN a RagIndex names (spec.database.secretRef): read one by name, never
+# list, watch or write.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end }}
