@@ -175,6 +175,13 @@ class AutoscalingSpec(_Model):
     )
 
 
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("autoscaling.minReplicas must not exceed maxReplicas")
+        return self
+
+
 class DeploymentSpec(_Model):
     image: str = Field(min_length=1, max_length=1024)
     args: list[str] = Field(default_factory=list)
@@ -242,7 +249,9 @@ class ProviderBudgetSpec(_Model):
     rate_limits: RateLimits = RateLimits()
     pricing: list[ModelPrice] = Field(default_factory=list)
     on_exhausted: OnExhausted = OnExhausted.FALLBACK
-    alert_thresholds: list[int] = Field(default_factory=lambda: [50, 80, 100])
+    alert_thresholds: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=lambda: [50, 80, 100]
+    )
 
 
 # ---------------------------------------------------------------- resources

@@ -12,6 +12,7 @@ import base64
 import filecmp
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -141,30 +142,55 @@ def test_schema_rejects_bad_values(helm: str, values: tuple[str, ...], message: 
 
 
 def test_every_value_is_documented() -> None:
-    """helm-docs style: each leaf value has a `# --` comment on the line(s) above it."""
+    """helm-docs style: every value has a `# --` comment above it (or above the mapping it
+    belongs to, e.g. `resources`); plain parent mappings need none."""
+    key = re.compile(r"^(\s*)([A-Za-z0-9_.-]+):(.*)$")
     lines = (CHART / "values.yaml").read_text().splitlines()
+
+    def doc_comment_above(n: int) -> bool:
+        n -= 1
+        while n >= 0 and lines[n].lstrip().startswith("#"):
+            if lines[n].lstrip().startswith("# --"):
+                return True
+            n -= 1
+        return False
+
+    def is_parent(n: int, indent: int) -> bool:
+        for nxt in lines[n + 1 :]:
+            if nxt.strip() and not nxt.lstrip().startswith("#"):
+                m = key.match(nxt)
+                return bool(m) and len(m[1]) > indent
+        return False
+
+    stack: list[tuple[int, bool]] = []  # (indent, documented) of the enclosing keys
     undocumented = []
     for n, line in enumerate(lines):
-        stripped = line.strip()
-        if (
-            not stripped
-            or stripped.startswith(("#", "-"))
-            or (not stripped.endswith(tuple(":"))
-            and ":" not in stripped)
-        ):
+        m = key.match(line)
+        if not m:
             continue
-        key, _, rest = stripped.partition(":")
-        if rest.strip() == "" and n + 1 < len(lines):
-            nxt = lines[n + 1]
-            indent = len(line) - len(line.lstrip())
-            if len(nxt) - len(nxt.lstrip()) > indent and not nxt.strip().startswith("-"):
-                continue  # a parent mapping: its leaves carry the docs
-        above = n - 1
-        while above >= 0 and lines[above].strip().startswith("#") and "# --" not in lines[above]:
-            above -= 1
-        if above < 0 or "# --" not in lines[above]:
-            undocumented.append(key)
+        indent = len(m[1])
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        documented = doc_comment_above(n)
+        inherited = any(d for _, d in stack)
+        parent = m[3].strip() == "" and is_parent(n, indent)
+        if not (documented or inherited or parent):
+            undocumented.append(".".join([*(k for k in _path(lines, n, key))]))
+        stack.append((indent, documented))
     assert not undocumented, f"values without a `# --` comment: {undocumented}"
+
+
+def _path(lines: list[str], n: int, key: re.Pattern[str]) -> list[str]:
+    """The dotted path of the key on line n, from the indentation above it."""
+    m = key.match(lines[n])
+    assert m
+    path, indent = [m[2]], len(m[1])
+    for above in reversed(lines[:n]):
+        a = key.match(above)
+        if a and len(a[1]) < indent:
+            path.insert(0, a[2])
+            indent = len(a[1])
+    return path
 
 
 # ---------------------------------------------------------------- rendering
