@@ -37,8 +37,12 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("parts", nargs="*", metavar="PART", help=f"any of {', '.join(PARTS)} (default: all)")
-    parser.add_argument("--quick", action="store_true", help="10k rows only, fewer queries and documents")
+    parser.add_argument(
+        "parts", nargs="*", metavar="PART", help=f"any of {', '.join(PARTS)} (default: all)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="10k rows only, fewer queries and documents"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     parser.add_argument("--keep", action="store_true", help="keep the stack's data directory")
     args = parser.parse_args(argv)
@@ -57,11 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="ragline-bench-"))
     stack = EmbeddedStack(work / "stack")
     started = time.perf_counter()
-    console.print(f"[bold]Ragline benchmarks[/bold] {'(quick) ' if args.quick else ''}parts: {', '.join(parts)}")
+    console.print(
+        f"[bold]Ragline benchmarks[/bold] {'(quick) ' if args.quick else ''}parts: {', '.join(parts)}"
+    )
     stack.start()  # main thread: the servers die with this process (PR_SET_PDEATHSIG)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            bench = Bench(stack=stack, runner=runner, console=console, quick=args.quick, work_dir=work, results_dir=args.results)
+            bench = Bench(
+                stack=stack,
+                runner=runner,
+                console=console,
+                quick=args.quick,
+                work_dir=work,
+                results_dir=args.results,
+            )
             bench.run(_migrate(bench.dsn))
             summary: dict[str, Any] = {}
             for part in parts:

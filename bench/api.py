@@ -69,7 +69,9 @@ class ApiProcess:
                 event = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if event.get("event") == "http_request" and str(event.get("route", "")).endswith(route_suffix):
+            if event.get("event") == "http_request" and str(event.get("route", "")).endswith(
+                route_suffix
+            ):
                 lines.append(event)
         return lines
 

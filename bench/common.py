@@ -26,7 +26,7 @@ from ragapi.contract import RagIndexSpec
 from ragapi.embedded import EmbeddedStack
 from ragapi.routing import parse_routing
 from ragapi.store.documents import COPY_COLUMNS
-from ragapi.store.indexes import IndexRecord, chunk_table, quote_ident
+from ragapi.store.indexes import IndexRecord, chunk_table
 
 if TYPE_CHECKING:
     from ragapi.embedding.local import LocalEmbedder
@@ -140,7 +140,9 @@ def verdict(ok: bool) -> str:
     return "[green]PASS[/green]" if ok else "[red]MISS[/red]"
 
 
-def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "") -> Table:
+def table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], caption: str = ""
+) -> Table:
     t = Table(title=title, caption=caption or None, title_justify="left", caption_justify="left")
     for i, col in enumerate(columns):
         t.add_column(col, justify="left" if i == 0 else "right", overflow="fold")
@@ -224,7 +226,9 @@ class ChunkSet:
     def ids(self) -> npt.NDArray[np.int64]:
         return np.arange(self.first_id, self.first_id + len(self), dtype=np.int64)
 
-    def records(self, tenant: str, start: int = 0, stop: int | None = None) -> Iterator[tuple[Any, ...]]:
+    def records(
+        self, tenant: str, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[Any, ...]]:
         """Tuples in ``COPY_COLUMNS`` order, as ``write_version`` builds them."""
         stop = len(self) if stop is None else stop
         for i in range(start, stop):
@@ -246,7 +250,9 @@ class ChunkSet:
             )
 
 
-async def insert_documents(conn: asyncpg.Connection, index: str, tenant: str, rows: ChunkSet) -> None:
+async def insert_documents(
+    conn: asyncpg.Connection, index: str, tenant: str, rows: ChunkSet
+) -> None:
     """The parent ``documents`` rows (chunk rows reference them)."""
     records = [
         (
@@ -279,10 +285,14 @@ async def insert_documents(conn: asyncpg.Connection, index: str, tenant: str, ro
     )
 
 
-async def copy_chunks(conn: asyncpg.Connection, record: IndexRecord, rows: ChunkSet, tenant: str) -> float:
+async def copy_chunks(
+    conn: asyncpg.Connection, record: IndexRecord, rows: ChunkSet, tenant: str
+) -> float:
     """Binary COPY of every row, as the store writes chunks; returns seconds."""
     started = time.perf_counter()
-    await conn.copy_records_to_table(record.table, records=rows.records(tenant), columns=COPY_COLUMNS)
+    await conn.copy_records_to_table(
+        record.table, records=rows.records(tenant), columns=COPY_COLUMNS
+    )
     return time.perf_counter() - started
 
 
@@ -299,12 +309,13 @@ async def table_sizes(conn: asyncpg.Connection, index: str) -> dict[str, int]:
     return {k: int(row[k]) for k in ("heap", "toast", "indexes")}
 
 
-
 class PrecomputedEmbedder:
     """An :class:`~ragapi.embedding.base.Embedder` that returns vectors computed earlier
     by the real model, so a run measures everything except the model itself."""
 
-    def __init__(self, vectors: dict[str, list[float]], model: str, dimensions: int = DIMENSIONS) -> None:
+    def __init__(
+        self, vectors: dict[str, list[float]], model: str, dimensions: int = DIMENSIONS
+    ) -> None:
         self._vectors = vectors
         self.model = model
         self.dimensions = dimensions

@@ -119,11 +119,19 @@ class TextModel:
                 parts += [self.paragraph(topic), ""]
             roll = self.rng.random()
             if roll < 0.3:
-                parts += [f"- {self.sentence(topic, 4, 10)}" for _ in range(int(self.rng.integers(3, 6)))]
+                parts += [
+                    f"- {self.sentence(topic, 4, 10)}" for _ in range(int(self.rng.integers(3, 6)))
+                ]
                 parts.append("")
             elif roll < 0.45:
                 name = self.words_of(topic, 1)[0]
-                parts += ["```python", f"def {name}(x):", f"    return x  # {self.sentence(topic, 3, 7)}", "```", ""]
+                parts += [
+                    "```python",
+                    f"def {name}(x):",
+                    f"    return x  # {self.sentence(topic, 3, 7)}",
+                    "```",
+                    "",
+                ]
         return "\n".join(parts)
 
 
@@ -148,7 +156,12 @@ def n_clusters(n: int) -> int:
 
 
 def clustered_vectors(
-    n: int, *, seed: int, clusters: int | None = None, shape: ClusterShape = ClusterShape(), dim: int = 384
+    n: int,
+    *,
+    seed: int,
+    clusters: int | None = None,
+    shape: ClusterShape = ClusterShape(),
+    dim: int = 384,
 ) -> tuple[Vectors, Ints]:
     """``n`` unit vectors and their cluster labels. Cluster sizes vary (Dirichlet weights)
     and clusters group into subjects (one per 20 clusters)."""
@@ -156,14 +169,21 @@ def clustered_vectors(
     c = clusters or n_clusters(n)
     mean = unit(rng.standard_normal(dim))
     subjects = unit(rng.standard_normal((max(1, c // 20), dim)))
-    centres = unit(subjects[rng.integers(0, len(subjects), c)] + shape.subtopic * unit(rng.standard_normal((c, dim))))
+    centres = unit(
+        subjects[rng.integers(0, len(subjects), c)]
+        + shape.subtopic * unit(rng.standard_normal((c, dim)))
+    )
     centres = unit(centres + shape.common * mean)
     labels = rng.choice(c, size=n, p=rng.dirichlet(np.ones(c))).astype(np.int64)
     return around(centres, labels, rng, shape, dim), labels
 
 
 def around(
-    centres: npt.NDArray[np.float64], labels: Ints, rng: np.random.Generator, shape: ClusterShape, dim: int = 384
+    centres: npt.NDArray[np.float64],
+    labels: Ints,
+    rng: np.random.Generator,
+    shape: ClusterShape,
+    dim: int = 384,
 ) -> Vectors:
     """Points near their centre: a random ``rank``-dimensional subspace per cluster plus a
     little noise in every direction, then normalised (cosine data lives on the sphere)."""
@@ -172,7 +192,9 @@ def around(
         rows = np.flatnonzero(labels == c)
         basis = np.linalg.qr(rng.standard_normal((dim, shape.rank)))[0]
         scale = rng.uniform(0.7, 1.3) * shape.spread  # some topics are tighter than others
-        local = (rng.standard_normal((len(rows), shape.rank)) * scale / np.sqrt(shape.rank)) @ basis.T
+        local = (
+            rng.standard_normal((len(rows), shape.rank)) * scale / np.sqrt(shape.rank)
+        ) @ basis.T
         iso = shape.isotropic * scale * rng.standard_normal((len(rows), dim)) / np.sqrt(dim)
         out[rows] = unit(centres[c] + local + iso)
     return out
@@ -192,7 +214,9 @@ def documents_by_cluster(labels: Ints, per_doc: int, rng: np.random.Generator) -
 # ------------------------------------------------------------------ exact search
 
 
-def exact_topk(data: Vectors, queries: Vectors, k: int, mask: npt.NDArray[np.bool_] | None = None) -> Ints:
+def exact_topk(
+    data: Vectors, queries: Vectors, k: int, mask: npt.NDArray[np.bool_] | None = None
+) -> Ints:
     """Row indices of the k most cosine-similar rows (unit vectors: dot product), best
     first; -1 pads when fewer than k rows pass ``mask``."""
     candidates = np.arange(len(data)) if mask is None else np.flatnonzero(mask)

@@ -48,16 +48,26 @@ class Kubectl:
         self.kubeconfig, self.env = kubeconfig, env
 
     def __call__(self, *args: str, input: str | None = None) -> str:
-        out = subprocess.run([self.bin, f"--kubeconfig={self.kubeconfig}", *args], input=input,
-                             capture_output=True, text=True, env=self.env, timeout=120)
+        out = subprocess.run(
+            [self.bin, f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=120,
+        )
         if out.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)}: {out.stderr}")
         return out.stdout
 
 
 def _pool(name: str) -> dict[str, Any]:
-    return {"apiVersion": "ragline.dev/v1alpha1", "kind": "InferencePool", "metadata": {"name": name},
-            "spec": {"purpose": "chat", "providers": [{"name": "e", "type": "extractive"}]}}
+    return {
+        "apiVersion": "ragline.dev/v1alpha1",
+        "kind": "InferencePool",
+        "metadata": {"name": name},
+        "spec": {"purpose": "chat", "providers": [{"name": "e", "type": "extractive"}]},
+    }
 
 
 def _ready(items: list[dict[str, Any]]) -> set[str]:
@@ -83,30 +93,65 @@ def _wait(kubectl: Kubectl, kind: str, names: set[str], timeout: float = 120) ->
 def run(quick: bool = False) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="ragline-bench-op-"))
     etcd, peer, api = _ports(3)
-    env = {**os.environ, "RAGLINE_CLUSTER_DIR": str(work / "cluster"), "RAGLINE_ETCD_PORT": str(etcd),
-           "RAGLINE_ETCD_PEER_PORT": str(peer), "RAGLINE_APISERVER_PORT": str(api)}
+    env = {
+        **os.environ,
+        "RAGLINE_CLUSTER_DIR": str(work / "cluster"),
+        "RAGLINE_ETCD_PORT": str(etcd),
+        "RAGLINE_ETCD_PEER_PORT": str(peer),
+        "RAGLINE_APISERVER_PORT": str(api),
+    }
     env.pop("KUBECONFIG", None)
     stack = EmbeddedStack(work / "stack")
     operator: subprocess.Popen[bytes] | None = None
     results: dict[str, Any] = {}
     try:
-        up = subprocess.run([str(HACK / "cluster-up.sh")], env=env, capture_output=True, text=True,
-                            timeout=1800, check=True)
+        up = subprocess.run(
+            [str(HACK / "cluster-up.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=True,
+        )
         kubeconfig = Path(up.stdout.strip().splitlines()[-1])
         kubectl = Kubectl(kubeconfig, env)
         kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
         kubectl("wait", "--for=condition=established", "--timeout=60s", "crd", "--all")
         kubectl("create", "namespace", NS)
         stack.start()
-        kubectl("-n", NS, "create", "secret", "generic", "ragline-db",
-                f"--from-literal=databaseUrl={stack.postgres.url}")
-        op_env = {**env, **stack.environ(), "KUBECONFIG": str(kubeconfig),
-                  "RAGLINE_DATABASE_SECRET_NAME": "ragline-db", "RAGLINE_METRICS_ADDRESS": "127.0.0.1",
-                  "RAGLINE_METRICS_PORT": str(free_port()), "RAGLINE_LOG_LEVEL": "WARNING"}
+        kubectl(
+            "-n",
+            NS,
+            "create",
+            "secret",
+            "generic",
+            "ragline-db",
+            f"--from-literal=databaseUrl={stack.postgres.url}",
+        )
+        op_env = {
+            **env,
+            **stack.environ(),
+            "KUBECONFIG": str(kubeconfig),
+            "RAGLINE_DATABASE_SECRET_NAME": "ragline-db",
+            "RAGLINE_METRICS_ADDRESS": "127.0.0.1",
+            "RAGLINE_METRICS_PORT": str(free_port()),
+            "RAGLINE_LOG_LEVEL": "WARNING",
+        }
         operator = subprocess.Popen(
-            [str(Path(sys.executable).parent / "ragline"), "operator", "--namespace", NS,
-             "--liveness-host", "127.0.0.1", "--liveness-port", str(free_port())],
-            env=op_env, stdout=subprocess.DEVNULL, stderr=(work / "operator.log").open("wb"))
+            [
+                str(Path(sys.executable).parent / "ragline"),
+                "operator",
+                "--namespace",
+                NS,
+                "--liveness-host",
+                "127.0.0.1",
+                "--liveness-port",
+                str(free_port()),
+            ],
+            env=op_env,
+            stdout=subprocess.DEVNULL,
+            stderr=(work / "operator.log").open("wb"),
+        )
         _wait(kubectl, "inferencepools", set(), timeout=30)  # API reachable
         warm = _pool("warmup")
         kubectl("-n", NS, "apply", "--server-side", "-f", "-", input=yaml.safe_dump(warm))
@@ -115,14 +160,29 @@ def run(quick: bool = False) -> dict[str, Any]:
         singles = []
         for n in range(5 if quick else 10):
             started = time.perf_counter()
-            kubectl("-n", NS, "apply", "--server-side", "-f", "-", input=yaml.safe_dump(_pool(f"one-{n}")))
+            kubectl(
+                "-n",
+                NS,
+                "apply",
+                "--server-side",
+                "-f",
+                "-",
+                input=yaml.safe_dump(_pool(f"one-{n}")),
+            )
             _wait(kubectl, "inferencepools", {f"one-{n}"})
             singles.append(time.perf_counter() - started)
-        results["one_pool_seconds"] = {"p50": statistics.median(singles), "max": max(singles),
-                                       "n": len(singles)}
+        results["one_pool_seconds"] = {
+            "p50": statistics.median(singles),
+            "max": max(singles),
+            "n": len(singles),
+        }
 
-        index = {"apiVersion": "ragline.dev/v1alpha1", "kind": "RagIndex", "metadata": {"name": "idx"},
-                 "spec": {}}
+        index = {
+            "apiVersion": "ragline.dev/v1alpha1",
+            "kind": "RagIndex",
+            "metadata": {"name": "idx"},
+            "spec": {},
+        }
         started = time.perf_counter()
         kubectl("-n", NS, "apply", "--server-side", "-f", "-", input=yaml.safe_dump(index))
         while True:

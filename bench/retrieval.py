@@ -127,7 +127,14 @@ class Sizer:
         for q in queries[:WARMUP]:  # touch the index and heap pages first
             async with self.conn.transaction(readonly=True):
                 await vector_search(
-                    self.conn, self.record, TENANT, q, k=K, ef_search=ef, filters=filters, iterative=self.iterative
+                    self.conn,
+                    self.record,
+                    TENANT,
+                    q,
+                    k=K,
+                    ef_search=ef,
+                    filters=filters,
+                    iterative=self.iterative,
                 )
         seconds, found = [], []
         strategies: collections.Counter[str] = collections.Counter()
@@ -136,7 +143,14 @@ class Sizer:
             started = time.perf_counter()
             async with self.conn.transaction(readonly=True):
                 res = await vector_search(
-                    self.conn, self.record, TENANT, q, k=K, ef_search=ef, filters=filters, iterative=self.iterative
+                    self.conn,
+                    self.record,
+                    TENANT,
+                    q,
+                    k=K,
+                    ef_search=ef,
+                    filters=filters,
+                    iterative=self.iterative,
                 )
             seconds.append(time.perf_counter() - started)
             found.append([c.chunk_id - self.ds.rows.first_id for c in res.candidates])
@@ -187,9 +201,18 @@ class Sizer:
             seconds.append(time.perf_counter() - started)
             found.append([r["id"] - self.ds.rows.first_id for r in rows])
         recalls = recall_at_k(found, truth)
-        return Run(Latency.of(seconds), float(np.mean(recalls)), float(np.min(recalls)), 1.0, {"exact": len(queries)}, {})
+        return Run(
+            Latency.of(seconds),
+            float(np.mean(recalls)),
+            float(np.min(recalls)),
+            1.0,
+            {"exact": len(queries)},
+            {},
+        )
 
-    async def explain(self, label: str, q: Vectors, settings: list[str], tags: list[str] | None = None) -> dict[str, Any]:
+    async def explain(
+        self, label: str, q: Vectors, settings: list[str], tags: list[str] | None = None
+    ) -> dict[str, Any]:
         sql = select_sql(self.record)
         args: list[Any] = [q, K, TENANT]
         if tags:
@@ -269,7 +292,9 @@ async def measure_size(bench: Bench, n: int, n_queries: int, n_exact: int) -> di
         plans = [
             await sizer.explain("hnsw ef 40", q, ["SET LOCAL hnsw.ef_search = 40"]),
             await sizer.explain("exact (indexscan off)", q, ["SET LOCAL enable_indexscan = off"]),
-            await sizer.explain("tag rare, hnsw ef 40", q, ["SET LOCAL hnsw.ef_search = 40"], ["rare"]),
+            await sizer.explain(
+                "tag rare, hnsw ef 40", q, ["SET LOCAL hnsw.ef_search = 40"], ["rare"]
+            ),
         ]
     finally:
         await conn.close()
@@ -302,7 +327,9 @@ def calibration(bench: Bench, sizes: list[int]) -> dict[str, dict[str, float]]:
     for n in sizes:
         vectors, _ = clustered_vectors(n, seed=n, shape=ClusterShape())
         pick = np.random.default_rng(0).choice(n, m, replace=False)
-        out[f"synthetic {n // 1000}k ({n_clusters(n)} clusters), {m} sampled"] = neighbour_profile(vectors[pick])
+        out[f"synthetic {n // 1000}k ({n_clusters(n)} clusters), {m} sampled"] = neighbour_profile(
+            vectors[pick]
+        )
     uniform = np.random.default_rng(0).standard_normal((m, 384)).astype(np.float32)
     out[f"uniform random (for contrast), {m}"] = neighbour_profile(uniform)
     return out
@@ -328,7 +355,9 @@ async def server_info(bench: Bench) -> dict[str, Any]:
     try:
         return {
             "postgres": await conn.fetchval("SHOW server_version"),
-            "pgvector": await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'"),
+            "pgvector": await conn.fetchval(
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+            ),
             "jit": await conn.fetchval("SHOW jit"),
             "shared_buffers": await conn.fetchval("SHOW shared_buffers"),
         }
@@ -405,13 +434,33 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
                 ]
             )
         rows.append(
-            ["exact scan", f"{ex.recall:.4f}", f"{ex.recall_min:.1f}", ms(ex.latency.p50), ms(ex.latency.p99), "", "", "1×", ""]
+            [
+                "exact scan",
+                f"{ex.recall:.4f}",
+                f"{ex.recall_min:.1f}",
+                ms(ex.latency.p50),
+                ms(ex.latency.p99),
+                "",
+                "",
+                "1×",
+                "",
+            ]
         )
         c.print(
             table(
                 f"Retrieval · {int(n):,} chunks × 384 d, top {data['k']}, {s['queries']} held-out queries "
                 f"(exact: {ex.latency.n})",
-                ["search", "recall@10", "min", "txn p50 ms", "txn p99 ms", "SELECT p50", "SELECT p99", "p50 vs exact", "goal"],
+                [
+                    "search",
+                    "recall@10",
+                    "min",
+                    "txn p50 ms",
+                    "txn p99 ms",
+                    "SELECT p50",
+                    "SELECT p99",
+                    "p50 vs exact",
+                    "goal",
+                ],
                 rows,
                 caption=f"txn = vector_search in a read-only transaction, as the retriever runs it; "
                 f"SELECT = the bare statement. Goal: recall ≥ {GOAL_RECALL} with txn p99 ≤ {GOAL_P99_MS} ms.",
@@ -435,7 +484,16 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
         c.print(
             table(
                 f"Retrieval · filtered by tag, {int(n):,} chunks (ef_search {FILTER_EF}, top {data['k']})",
-                ["tag", "matching rows", "strategy (queries)", "ef used:queries", "full 10", "recall@10", "p50 ms", "p99 ms"],
+                [
+                    "tag",
+                    "matching rows",
+                    "strategy (queries)",
+                    "ef used:queries",
+                    "full 10",
+                    "recall@10",
+                    "p50 ms",
+                    "p99 ms",
+                ],
                 rows,
                 caption="rare/tiny: random rows; team: 10% of documents, so topic-correlated. "
                 "Recall against exact filtered search in numpy.",
@@ -446,14 +504,22 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
                 f"Retrieval · query plans, {int(n):,} chunks (EXPLAIN ANALYZE, one query)",
                 ["query", "plan", "exec ms", "JIT ms", "buffers hit/read"],
                 [
-                    [p["label"], p["shape"], ms(p["execution_ms"] or float("nan")), ms(p["jit_ms"] or float("nan")), f"{p['shared_hit']}/{p['shared_read']}"]
+                    [
+                        p["label"],
+                        p["shape"],
+                        ms(p["execution_ms"] or float("nan")),
+                        ms(p["jit_ms"] or float("nan")),
+                        f"{p['shared_hit']}/{p['shared_read']}",
+                    ]
                     for p in s["plans"]
                 ],
             )
         )
     g = data["goal"]
     if g.get("ef_search") is None:
-        c.print(f"Goal at {g['rows']:,}: no ef_search reached recall@10 ≥ {GOAL_RECALL}: {verdict(False)}")
+        c.print(
+            f"Goal at {g['rows']:,}: no ef_search reached recall@10 ≥ {GOAL_RECALL}: {verdict(False)}"
+        )
     else:
         c.print(
             f"Goal at {g['rows']:,}: smallest ef_search with recall@10 ≥ {GOAL_RECALL} is {g['ef_search']} "

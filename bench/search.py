@@ -68,8 +68,12 @@ class Corpus:
 def make_corpus(bench: Bench, n: int, n_queries: int, seed: int = 7) -> Corpus:
     model = TextModel(N_TOPICS, seed)
     rng = np.random.default_rng(seed)
-    anchor_texts = [model.paragraph(t, 2, 3) for t in range(N_TOPICS) for _ in range(ANCHORS_PER_TOPIC)]
-    bench.step(f"search: embedding {len(anchor_texts)} topic paragraphs (cluster centres) with MiniLM")
+    anchor_texts = [
+        model.paragraph(t, 2, 3) for t in range(N_TOPICS) for _ in range(ANCHORS_PER_TOPIC)
+    ]
+    bench.step(
+        f"search: embedding {len(anchor_texts)} topic paragraphs (cluster centres) with MiniLM"
+    )
     anchors = bench.embedder().embed_array(anchor_texts).astype(np.float64)
     labels = rng.integers(0, len(anchors), n).astype(np.int64)
     docs = documents_by_cluster(labels, 20, rng)
@@ -102,14 +106,18 @@ async def load_index(bench: Bench, corpus: Corpus) -> tuple[str, float]:
         await conn.close()
 
 
-def http_run(api: ApiProcess, key: str, queries: list[str], filters: dict[str, Any] | None) -> dict[str, Any]:
+def http_run(
+    api: ApiProcess, key: str, queries: list[str], filters: dict[str, Any] | None
+) -> dict[str, Any]:
     """Sequential /search calls on one keep-alive connection; the first WARMUP untimed."""
     seconds, strategies, counts = [], [], []
     body: dict[str, Any] = {"top_k": TOP_K}
     if filters:
         body["filters"] = filters
     before = api.metrics()
-    with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+    with httpx.Client(
+        base_url=api.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as client:
         for n, q in enumerate(queries):
             started = time.perf_counter()
             resp = client.post(f"/v1/indexes/{INDEX}/search", json={**body, "query": q})
@@ -148,7 +156,11 @@ def server_means(before: dict[Any, float], after: dict[Any, float]) -> dict[str,
 
     out = {}
     for label, name, must in (
-        ("request", "ragline_http_request_duration_seconds", {"route": f"/v1/indexes/{{index}}/search"}),
+        (
+            "request",
+            "ragline_http_request_duration_seconds",
+            {"route": "/v1/indexes/{index}/search"},
+        ),
         ("embedding", "ragline_embedding_duration_seconds", {"kind": "query"}),
         ("retrieval", "ragline_retrieval_duration_seconds", {"index": INDEX}),
     ):
@@ -195,14 +207,19 @@ async def in_process(bench: Bench, queries: list[str]) -> dict[str, Any]:
         # The retriever's candidate count and ef for a hybrid top-10 search.
         n = min(max(TOP_K * CANDIDATES_PER_RESULT, TOP_K), MAX_CANDIDATES)
         ef = max(record.spec.hnsw.ef_search, n)
-        for label, filters in (("unfiltered", SearchFilters()), ("rare", SearchFilters(tags=["rare"]))):
+        for label, filters in (
+            ("unfiltered", SearchFilters()),
+            ("rare", SearchFilters(tags=["rare"])),
+        ):
             timed_embedder = TimedEmbedder(embedder)
             full_s, retrieval_s, vector_s, text_s = [], [], [], []
             for i, q in enumerate(queries):
                 # As the API runs it: the model, then the SQL, query after query; the
                 # model runs with caches cooled by the SQL in between, as in production.
                 started = time.perf_counter()
-                await retriever.search(record, TENANT, q, timed_embedder, top_k=TOP_K, filters=filters)
+                await retriever.search(
+                    record, TENANT, q, timed_embedder, top_k=TOP_K, filters=filters
+                )
                 full_s.append(time.perf_counter() - started)
                 started = time.perf_counter()
                 await retriever.search(record, TENANT, q, fixed, top_k=TOP_K, filters=filters)
@@ -211,7 +228,14 @@ async def in_process(bench: Bench, queries: list[str]) -> dict[str, Any]:
                     started = time.perf_counter()
                     async with conn.transaction(readonly=True):
                         await vector_search(
-                            conn, record, TENANT, vectors[q], k=n, ef_search=ef, filters=filters, iterative=False
+                            conn,
+                            record,
+                            TENANT,
+                            vectors[q],
+                            k=n,
+                            ef_search=ef,
+                            filters=filters,
+                            iterative=False,
                         )
                     vector_s.append(time.perf_counter() - started)
                     started = time.perf_counter()
@@ -258,7 +282,9 @@ def run(bench: Bench) -> dict[str, Any]:
     bench.step("search: starting `ragline serve` on 127.0.0.1")
     api = start_api(bench.stack, routing, bench.work_dir / "api.log")
     try:
-        bench.step(f"search: {n_requests} sequential /search requests, then {n_requests} with a tag filter")
+        bench.step(
+            f"search: {n_requests} sequential /search requests, then {n_requests} with a tag filter"
+        )
         http = {
             "unfiltered": http_run(api, key, corpus.queries, None),
             "rare": http_run(api, key, corpus.queries, {"tags": ["rare"]}),
@@ -273,7 +299,14 @@ def run(bench: Bench) -> dict[str, Any]:
         http[label]["server_request"] = Latency.of(durations)
     bench.step("search: the same queries' parts in-process (API stopped)")
     parts = bench.run(in_process(bench, corpus.queries))
-    data = {"chunks": n, "requests": n_requests, "top_k": TOP_K, "hnsw_build_seconds": build_s, "http": http, "parts": parts}
+    data = {
+        "chunks": n,
+        "requests": n_requests,
+        "top_k": TOP_K,
+        "hnsw_build_seconds": build_s,
+        "http": http,
+        "parts": parts,
+    }
     p99 = http["unfiltered"]["client"].p99
     data["goal"] = {"p99_ms": p99, "met": p99 <= GOAL_P99_MS}
     report(bench, data)
@@ -293,7 +326,14 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
         with_model: Latency = p["search_with_model"]
 
         def row(name: str, lat: Latency) -> list[str]:
-            return [name, ms(lat.p50), ms(lat.p90), ms(lat.p99), ms(lat.mean), f"{lat.p50 / client.p50:.0%}"]
+            return [
+                name,
+                ms(lat.p50),
+                ms(lat.p90),
+                ms(lat.p99),
+                ms(lat.mean),
+                f"{lat.p50 / client.p50:.0%}",
+            ]
 
         rest = client.p50 - with_model.p50
         rows = [
@@ -307,7 +347,14 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
             row("Retriever.search without the model", p["retrieval"]),
             row("  vector_search SQL alone (k 40, ef 40)", p["vector_sql"]),
             row("  text_search SQL alone (k 40)", p["text_sql"]),
-            ["HTTP, JSON, auth, framework (e2e p50 − in-process p50)", ms(rest), "", "", "", f"{rest / client.p50:.0%}"],
+            [
+                "HTTP, JSON, auth, framework (e2e p50 − in-process p50)",
+                ms(rest),
+                "",
+                "",
+                "",
+                f"{rest / client.p50:.0%}",
+            ],
         ]
         bench.console.print(
             table(
@@ -321,4 +368,6 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
             )
         )
     g = data["goal"]
-    bench.console.print(f"Goal: /search p99 {g['p99_ms']:.2f} ms vs ≤ {GOAL_P99_MS} ms: {verdict(g['met'])}")
+    bench.console.print(
+        f"Goal: /search p99 {g['p99_ms']:.2f} ms vs ≤ {GOAL_P99_MS} ms: {verdict(g['met'])}"
+    )

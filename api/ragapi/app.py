@@ -27,7 +27,7 @@ from ragapi.state import AppState
 from ragapi.store.db import create_pool
 from ragapi.store.indexes import build_hnsw, ensure_index
 from ragapi.store.migrations import migrate
-from ragapi.tracing import configure_tracing
+from ragapi.tracing import configure_tracing, instrument, shutdown_tracing, tracing_requested
 
 log = structlog.get_logger(__name__)
 
@@ -117,6 +117,8 @@ def create_app(
             await embedders.aclose()
             await redis.aclose()
             await pool.close()
+            if tracing:
+                shutdown_tracing()
 
     app = FastAPI(
         title="Ragline",
@@ -129,4 +131,6 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + ENVELOPE_BYTES)
     app.add_middleware(RequestContextMiddleware)
+    if tracing_requested():
+        instrument(app)
     return app

@@ -174,7 +174,6 @@ class AutoscalingSpec(_Model):
         default=80, ge=1, le=100, alias="targetCPUUtilizationPercentage"
     )
 
-
     @model_validator(mode="after")
     def _min_not_above_max(self) -> AutoscalingSpec:
         if self.min_replicas > self.max_replicas:

@@ -37,18 +37,41 @@ def configure_tracing(service_name: str = "ragline-api") -> bool:
     protocol = os.environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     )
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
+    provider = TracerProvider(resource=resource)
+    if os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "console":
+        # Spans as JSON on stdout: for debugging without a collector.
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        trace.set_tracer_provider(provider)
+        _configured = True
+        return True
     if protocol.startswith("http"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     else:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[assignment]
             OTLPSpanExporter,
         )
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
-    provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     _configured = True
     return True
+
+
+def instrument(app: object) -> None:
+    """Server span per request, a child span per SQL statement, and ``traceparent`` on
+    outgoing provider calls (the openai SDK speaks httpx)."""
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")  # type: ignore[arg-type]
+    asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
+    if not asyncpg_instrumentor.is_instrumented_by_opentelemetry:
+        asyncpg_instrumentor.instrument()
+    if not HTTPXClientInstrumentor().is_instrumented_by_opentelemetry:
+        HTTPXClientInstrumentor().instrument()
 
 
 def shutdown_tracing() -> None:

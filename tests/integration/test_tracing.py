@@ -1,0 +1,87 @@
+"""Spans for the query path: a server span with embed, retrieve, fuse and generate children
+in one trace, and trace ids on the log lines."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ragapi.embedded import EmbeddedStack
+from tests.conftest import start_api, stop_api
+
+pytestmark = pytest.mark.integration
+ROUTING = "apiVersion: ragline.dev/v1alpha1\nkind: RagIndex\nmetadata: {name: traced}\n"
+
+
+def _spans(text: str) -> list[dict[str, object]]:
+    """The console exporter prints one pretty JSON object per span."""
+    spans, depth, start = [], 0, None
+    for i, ch in enumerate(text):
+        if ch == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+            if depth == 0 and start is not None:
+                try:
+                    obj = json.loads(text[start : i + 1])
+                except json.JSONDecodeError:
+                    continue
+                if "context" in obj and "name" in obj:
+                    spans.append(obj)
+    return spans
+
+
+def test_query_trace_has_the_span_tree(stack: EmbeddedStack, tmp_path: Path) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING)
+    api = start_api(
+        routing,
+        {"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "ragline-test"},
+        stack,
+        tmp_path / "api.log",
+    )
+    try:
+        key = api.create_key("admin")
+        h = {"Authorization": f"Bearer {key}"}
+        up = httpx.post(
+            f"{api.url}/v1/indexes/traced/documents",
+            headers=h,
+            timeout=60,
+            json={"source": "a.txt", "content": "Traces show where time goes."},
+        )
+        assert up.status_code == 201
+        resp = httpx.post(
+            f"{api.url}/v1/indexes/traced/query",
+            headers=h,
+            timeout=60,
+            json={"question": "Where does time go?"},
+        )
+        assert resp.status_code == 200
+    finally:
+        stop_api(api)  # flushes the batch span processor
+    text = (tmp_path / "api.log").read_text()
+    spans = _spans(text)
+    by_name: dict[str, list[dict[str, object]]] = {}
+    for s in spans:
+        by_name.setdefault(str(s["name"]), []).append(s)
+    server = next(s for s in spans if s["name"] == "POST /v1/indexes/{index}/query")
+    trace_id = server["context"]["trace_id"]  # type: ignore[index]
+    in_trace = {str(s["name"]) for s in spans if s["context"]["trace_id"] == trace_id}  # type: ignore[index]
+    assert {"embed", "retrieve", "fuse", "generate"} <= in_trace
+    generate = next(
+        s for s in spans if s["name"] == "generate" and s["context"]["trace_id"] == trace_id
+    )  # type: ignore[index]
+    assert generate["attributes"]["ragline.provider"] == "extractive"  # type: ignore[index]
+    assert any(
+        str(n).startswith(("SELECT", "INSERT", "BEGIN", "WITH")) or "postgres" in str(n).lower()
+        for n in in_trace
+    ), in_trace  # asyncpg statements are child spans
+    # The request's log line carries the same trace id.
+    hexid = trace_id.removeprefix("0x")  # type: ignore[union-attr]
+    assert re.search(rf'"trace_id": "{hexid}"', text)
