@@ -285,14 +285,23 @@ async def insert_documents(
     )
 
 
+async def reserve_ids(conn: asyncpg.Connection, rows: ChunkSet) -> None:
+    """Take the rows' ids from the global ``chunk_ids`` sequence, as the store does, so
+    documents ingested later into the same table never collide with them."""
+    last: int = await conn.fetchval(
+        "SELECT setval('chunk_ids', nextval('chunk_ids') + $1::bigint - 1)", len(rows)
+    )
+    rows.first_id = last - len(rows) + 1
+
+
 async def copy_chunks(
     conn: asyncpg.Connection, record: IndexRecord, rows: ChunkSet, tenant: str
 ) -> float:
     """Binary COPY of every row, as the store writes chunks; returns seconds."""
+    await reserve_ids(conn, rows)
+    records = rows.records(tenant)
     started = time.perf_counter()
-    await conn.copy_records_to_table(
-        record.table, records=rows.records(tenant), columns=COPY_COLUMNS
-    )
+    await conn.copy_records_to_table(record.table, records=records, columns=COPY_COLUMNS)
     return time.perf_counter() - started
 
 

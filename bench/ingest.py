@@ -31,6 +31,7 @@ from bench.common import (
     environment,
     index_spec,
     insert_documents,
+    reserve_ids,
     save,
     table,
     verdict,
@@ -224,6 +225,7 @@ async def copy_comparison(bench: Bench, n: int, n_executemany: int) -> dict[str,
     try:
         record = await ensure_index(conn, COPY_INDEX, index_spec(COPY_INDEX))
         await insert_documents(conn, COPY_INDEX, TENANT, rows)
+        await reserve_ids(conn, rows)
         records = list(rows.records(TENANT))  # both formats start from the same tuples
         table_name = quote_ident(record.table)
 
