@@ -25,6 +25,7 @@ class Answer:
     model: str
     usage: Usage
     skipped: list[Skipped] = field(default_factory=list)
+    degraded: bool = False
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class AnswerStart:
     provider: str
     model: str
     skipped: list[Skipped]
+    degraded: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,24 +80,30 @@ class Answerer:
         )
         return AnswerContext(hits, request)
 
-    async def answer(self, ctx: AnswerContext, pool: InferencePoolSpec) -> Answer:
-        routed = await self.router.complete(pool, ctx.request)
+    async def answer(self, ctx: AnswerContext, pool_name: str, pool: InferencePoolSpec) -> Answer:
+        routed = await self.router.complete(pool_name, pool, ctx.request)
         text = routed.completion.text
         citations = cited_hits(text, ctx.hits) if ctx.hits else []
         return Answer(
-            text, citations, routed.provider, routed.model, routed.completion.usage, routed.skipped
+            text,
+            citations,
+            routed.provider,
+            routed.model,
+            routed.completion.usage,
+            routed.skipped,
+            routed.degraded,
         )
 
     async def stream(
-        self, ctx: AnswerContext, pool: InferencePoolSpec
+        self, ctx: AnswerContext, pool_name: str, pool: InferencePoolSpec
     ) -> AsyncIterator[AnswerStart | str | AnswerDone]:
         """Start, then text deltas, then Done with the citations. A failure after the
         first delta raises ``StreamInterrupted`` for the caller to report."""
         parts: list[str] = []
         usage = Usage()
-        async for item in self.router.stream(pool, ctx.request):
+        async for item in self.router.stream(pool_name, pool, ctx.request):
             if isinstance(item, StreamStart):
-                yield AnswerStart(item.provider, item.model, item.skipped)
+                yield AnswerStart(item.provider, item.model, item.skipped, item.degraded)
             elif isinstance(item, Usage):
                 usage = item
             else:

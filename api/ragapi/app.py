@@ -13,14 +13,16 @@ from fastapi import FastAPI
 from ragapi import __version__
 from ragapi.answering import Answerer
 from ragapi.auth import KeyVerifier
+from ragapi.budgets import BudgetLedger
 from ragapi.embedders import EmbedderRegistry
 from ragapi.embedding.base import Embedder
 from ragapi.errors import DependencyUnavailable
 from ragapi.http import BodyLimitMiddleware, RequestContextMiddleware, install_error_handlers
 from ragapi.ingest import Ingestor
+from ragapi.ratelimit import CallerLimiter, ProviderRateLimiter, storage_for
 from ragapi.retriever import Retriever
 from ragapi.router import ChatRouter
-from ragapi.routes import chat, documents, health, indexes, search
+from ragapi.routes import chat, documents, health, indexes, ratelimits, search
 from ragapi.routing import Routing, RoutingWatcher
 from ragapi.settings import Settings, get_settings
 from ragapi.state import AppState
@@ -78,19 +80,28 @@ def create_app(
             socket_connect_timeout=2,
             health_check_interval=30,
         )
-        router = ChatRouter()
+        storage = storage_for(settings.redis_url.get_secret_value())
+        watcher = RoutingWatcher(settings.routing_file)
+        router = ChatRouter(
+            ledger=BudgetLedger(redis, settings.namespace),
+            rates=ProviderRateLimiter(storage),
+            budgets=lambda: watcher.current.budgets,
+        )
         embedders = EmbedderRegistry(settings, default_embedder)
         retriever = Retriever(pool)
         state = AppState(
             settings=settings,
             pool=pool,
             redis=redis,
-            routing=RoutingWatcher(settings.routing_file),
+            routing=watcher,
             embedders=embedders,
             ingestor=Ingestor(pool, settings.max_upload_bytes),
             retriever=retriever,
             answerer=Answerer(retriever, router),
             keys=KeyVerifier(pool),
+            callers=CallerLimiter(
+                storage, settings.rate_limit, fail_open=settings.rate_limit_fail_open
+            ),
         )
         if settings.manage_indexes:
 
@@ -127,7 +138,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, indexes, documents, search, chat):
+    for module in (health, indexes, documents, search, chat, ratelimits):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + ENVELOPE_BYTES)
     app.add_middleware(RequestContextMiddleware)

@@ -45,6 +45,18 @@ SPENT_USD_MICROS = "spent_usd_micros"
 SPENT_TOKENS = "spent_tokens"
 SPENT_REQUESTS = "spent_requests"
 RESERVED_USD_MICROS = "reserved_usd_micros"
+RESERVED_TOKENS = "reserved_tokens"
+RESERVED_REQUESTS = "reserved_requests"
+
+
+def reservations_key(counters: str) -> str:
+    """Hash of open reservations (id → amounts) for one counters hash."""
+    return f"{counters}:res"
+
+
+def expiries_key(counters: str) -> str:
+    """Sorted set of open reservations by expiry (ms, Redis server time)."""
+    return f"{counters}:exp"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from fastapi import Depends, Header, Path, Request
 
 from ragapi.auth import Principal, Role
 from ragapi.contract import NAME_PATTERN
+from ragapi.errors import RateLimited, Unauthenticated
 from ragapi.state import AppState
 from ragapi.store.indexes import IndexRecord
 
@@ -21,10 +22,30 @@ StateDep = Annotated[AppState, Depends(get_state)]
 
 
 async def current_principal(
+    request: Request,
     state: StateDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    return await state.keys.verify(authorization)
+    """The caller, rate limited per key; failed authentication is rate limited per IP, so
+    guessing keys costs time."""
+    try:
+        principal = await state.keys.verify(authorization)
+    except Unauthenticated:
+        ip = request.client.host if request.client else "unknown"
+        decision = await state.callers.hit(ip, scope="ip")
+        if not decision.allowed:
+            raise RateLimited(
+                "too many failed authentications from this address", headers=decision.headers()
+            ) from None
+        raise
+    decision = await state.callers.hit(str(principal.key_id))
+    request.scope.setdefault("state", {})["ratelimit"] = decision
+    if not decision.allowed:
+        raise RateLimited(
+            f"rate limit of {state.callers.item} exceeded; retry in {decision.reset_seconds}s",
+            headers=decision.headers(),
+        )
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

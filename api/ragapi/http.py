@@ -76,6 +76,13 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 if not any(k.lower() == b"x-request-id" for k, _ in headers):
                     headers.append((b"x-request-id", rid.encode()))
+                decision = scope["state"].get("ratelimit")
+                if decision is not None and not any(
+                    k.lower() == b"ratelimit-limit" for k, _ in headers
+                ):
+                    headers.extend(
+                        (k.lower().encode(), v.encode()) for k, v in decision.headers().items()
+                    )
                 message["headers"] = headers
             await send(message)
 

@@ -1,34 +1,60 @@
 """The chat router: walks a pool's providers in priority order and falls through.
 
-Any provider failure moves on to the next provider; the extractive provider is always
-the last resort, so a question is never lost. The result says which provider answered
-and which were skipped and why. A stream falls through only before its first token:
-after that, text has reached the client and a failure ends the stream with an error.
+Per provider: the circuit breaker may skip it; its ProviderBudgets reserve the estimated
+cost (and its RPM/TPM must admit the call); the call runs with the provider's timeout and
+retries retryable failures (timeouts, connection errors, 429 honouring ``Retry-After``,
+5xx, malformed responses) with jittered exponential backoff — never 400/401/403. Then
+the reservation is settled with the reported usage, or released on failure, and the next
+provider is tried. The extractive provider is always the last resort, so a question is
+never lost; the result names the provider that answered and why others were skipped.
+
+A stream falls through only before its first token: after that, text has reached the
+client and a failure ends the stream with an error. A client that goes away closes the
+upstream stream (no tokens paid for nobody).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_random_exponential
 
-from ragapi.contract import InferencePoolSpec, ProviderSpec, ProviderType
+from ragapi.breaker import CircuitBreaker
+from ragapi.budgets import BudgetLedger, Estimate, Refusal, Reservation, estimate
+from ragapi.contract import (
+    InferencePoolSpec,
+    OnExhausted,
+    ProviderBudgetSpec,
+    ProviderSpec,
+    ProviderType,
+)
+from ragapi.errors import BudgetExceeded
 from ragapi.metrics import PROVIDER_LATENCY, PROVIDER_REQUESTS, PROVIDER_TOKENS
 from ragapi.providers.base import ChatProvider, ChatRequest, Completion, ProviderFailure, Usage
 from ragapi.providers.extractive import ExtractiveProvider
 from ragapi.providers.openai_chat import OpenAIChatProvider, classify
+from ragapi.ratelimit import ProviderRateLimiter
 from ragapi.secrets import read_secret
 from ragapi.tracing import tracer
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+RETRY_WAIT_CAP_SECONDS = 8.0  # a Retry-After longer than this falls through instead
+DEFAULT_MAX_OUTPUT_TOKENS = 512
 
 
 @dataclass(frozen=True)
 class Skipped:
     provider: str
-    reason: str  # bounded: timeout, connection, rate_limited, server_error, client_error, ...
+    reason: str  # bounded: timeout, connection, rate_limited, server_error, client_error,
+    # bad_response, circuit_open, budget_exhausted, budget_unavailable
 
 
 @dataclass(frozen=True)
@@ -37,6 +63,7 @@ class Routed:
     provider: str
     model: str
     skipped: list[Skipped] = field(default_factory=list)
+    degraded: bool = False  # answered by the last resort because budgets said no
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,7 @@ class StreamStart:
     provider: str
     model: str
     skipped: list[Skipped]
+    degraded: bool = False
 
 
 class StreamInterrupted(Exception):
@@ -88,11 +116,24 @@ class ProviderFactory:
                 await p.aclose()
 
 
-def candidates(pool: InferencePoolSpec, factory: ProviderFactory) -> list[ChatProvider]:
-    providers = [factory.get(p) for p in pool.ordered() if p.type is not ProviderType.LOCAL]
-    if not any(isinstance(p, ExtractiveProvider) for p in providers):
-        providers.append(ExtractiveProvider())  # the last resort is always there
-    return providers
+@dataclass(frozen=True)
+class Candidate:
+    spec: ProviderSpec
+    provider: ChatProvider
+
+    @property
+    def last_resort(self) -> bool:
+        return isinstance(self.provider, ExtractiveProvider)
+
+
+def candidates(pool: InferencePoolSpec, factory: ProviderFactory) -> list[Candidate]:
+    found = [
+        Candidate(p, factory.get(p)) for p in pool.ordered() if p.type is not ProviderType.LOCAL
+    ]
+    if not any(c.last_resort for c in found):
+        spec = ProviderSpec(name="extractive", type=ProviderType.EXTRACTIVE)
+        found.append(Candidate(spec, factory.get(spec)))  # the last resort is always there
+    return found
 
 
 def _record_usage(provider: str, usage: Usage) -> None:
@@ -100,78 +141,279 @@ def _record_usage(provider: str, usage: Usage) -> None:
     PROVIDER_TOKENS.labels(provider, "output").inc(usage.output_tokens)
 
 
-class ChatRouter:
-    def __init__(self, factory: ProviderFactory | None = None) -> None:
-        self.factory = factory or ProviderFactory()
+def _wait(state: RetryCallState) -> float:
+    backoff = wait_random_exponential(multiplier=0.1, max=RETRY_WAIT_CAP_SECONDS)(state)
+    exc = state.outcome.exception() if state.outcome else None
+    retry_after = getattr(exc, "retry_after", None) or 0.0
+    return float(max(backoff, retry_after))
 
-    async def complete(self, pool: InferencePoolSpec, request: ChatRequest) -> Routed:
+
+def _retryable(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, ProviderFailure)
+        and exc.retryable
+        and (exc.retry_after or 0.0) <= RETRY_WAIT_CAP_SECONDS
+    )
+
+
+@dataclass
+class _Admission:
+    reservations: list[Reservation]
+    skip: str | None = None  # reason to skip the provider
+    degrade: bool = False  # go straight to the last resort, flagged
+
+
+class ChatRouter:
+    def __init__(
+        self,
+        factory: ProviderFactory | None = None,
+        *,
+        ledger: BudgetLedger | None = None,
+        rates: ProviderRateLimiter | None = None,
+        budgets: Callable[[], Mapping[str, ProviderBudgetSpec]] = dict,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.factory = factory or ProviderFactory()
+        self._ledger = ledger
+        self._rates = rates
+        self._budgets = budgets
+        self._clock = clock
+        self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+
+    def breaker(self, pool_name: str, pool: InferencePoolSpec, provider: str) -> CircuitBreaker:
+        key = (pool_name, provider)
+        b = self._breakers.get(key)
+        cb = pool.circuit_breaker
+        if b is None or (b.failure_threshold, b.cooldown_seconds) != (
+            cb.failure_threshold,
+            cb.cooldown_seconds,
+        ):
+            b = CircuitBreaker(provider, cb.failure_threshold, cb.cooldown_seconds, self._clock)
+            self._breakers[key] = b
+        return b
+
+    # ------------------------------------------------------------------ budgets
+
+    async def _admit(self, pool_name: str, c: Candidate, request: ChatRequest) -> _Admission:
+        budgets = [
+            (n, b)
+            for n, b in self._budgets().items()
+            if b.pool_ref.name == pool_name and b.provider == c.spec.name
+        ]
+        if not budgets:
+            return _Admission([])
+        if self._ledger is None or self._rates is None:
+            return _Admission([], skip="budget_unavailable", degrade=True)
+        prompt_chars = sum(len(m.get("content", "")) for m in request.messages)
+        max_out = request.max_tokens or DEFAULT_MAX_OUTPUT_TOKENS
+        held: list[Reservation] = []
+        for name, spec in budgets:
+            est = estimate(spec, c.provider.model, prompt_chars, max_out)
+            try:
+                admitted = await self._rates.admit(name, spec.rate_limits, est.tokens)
+                got = (
+                    await self._ledger.reserve(name, spec, est, c.spec.timeout_seconds)
+                    if admitted
+                    else None
+                )
+            except Exception as exc:  # Redis unreachable (directly, or wrapped by `limits`)
+                await self._release(held)
+                log.error("budget_unavailable", provider=c.spec.name, error=type(exc).__name__)
+                return _Admission([], skip="budget_unavailable", degrade=True)
+            if got is None:
+                await self._release(held)
+                return _Admission([], skip="rate_limited")
+            if isinstance(got, Refusal):
+                await self._release(held)
+                return self._exhausted(spec, got)
+            held.append(got)
+        return _Admission(held)
+
+    def _exhausted(self, spec: ProviderBudgetSpec, refusal: Refusal) -> _Admission:
+        if spec.on_exhausted is OnExhausted.REJECT:
+            raise BudgetExceeded(
+                f"budget {refusal.budget!r} is exhausted ({refusal.dimension}: "
+                f"{refusal.used} of {refusal.limit}); it resets in {refusal.retry_after}s",
+                headers={"Retry-After": str(refusal.retry_after)},
+            )
+        return _Admission(
+            [], skip="budget_exhausted", degrade=spec.on_exhausted is OnExhausted.DEGRADE
+        )
+
+    async def _release(self, held: list[Reservation]) -> None:
+        if self._ledger is not None:
+            for r in held:
+                await self._ledger.release(r)
+
+    async def _settle(self, held: list[Reservation], model: str, usage: Usage | None) -> None:
+        if self._ledger is None:
+            return
+        for r in held:
+            # No usage reported: the estimate is the best (and a conservative) figure.
+            est: Estimate = r.estimate
+            used = (
+                usage
+                if usage and (usage.input_tokens or usage.output_tokens)
+                else Usage(est.input_tokens, est.output_tokens)
+            )
+            await self._ledger.settle(r, model, used.input_tokens, used.output_tokens)
+
+    # ------------------------------------------------------------------ calls
+
+    async def _with_retries(
+        self, c: Candidate, call: Callable[[ChatRequest], Awaitable[T]], request: ChatRequest
+    ) -> T:
+        attempts = 1 if c.last_resort else c.spec.max_retries + 1
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(attempts),
+            wait=_wait,
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+        ):
+            with attempt:
+                try:
+                    return await call(request)
+                except Exception as exc:
+                    failure = classify(c.spec.name, exc)
+                    PROVIDER_REQUESTS.labels(c.spec.name, failure.kind).inc()
+                    raise failure from exc
+        raise AssertionError("unreachable: tenacity re-raises the last failure")
+
+    async def complete(
+        self, pool_name: str, pool: InferencePoolSpec, request: ChatRequest
+    ) -> Routed:
         skipped: list[Skipped] = []
-        for provider in candidates(pool, self.factory):
+        degraded = False
+        for c in candidates(pool, self.factory):
+            if degraded and not c.last_resort:
+                continue
+            name = c.spec.name
+            breaker = self.breaker(pool_name, pool, name)
+            if not c.last_resort and not breaker.allow():
+                PROVIDER_REQUESTS.labels(name, "circuit_open").inc()
+                skipped.append(Skipped(name, "circuit_open"))
+                continue
+            admission = await self._admit(pool_name, c, request)
+            if admission.skip:
+                breaker.release()
+                PROVIDER_REQUESTS.labels(name, admission.skip).inc()
+                skipped.append(Skipped(name, admission.skip))
+                degraded = degraded or admission.degrade
+                continue
             with tracer.start_as_current_span("generate") as span:
-                span.set_attribute("ragline.provider", provider.name)
-                span.set_attribute("ragline.model", provider.model)
+                span.set_attribute("ragline.provider", name)
+                span.set_attribute("ragline.model", c.provider.model)
                 started = time.perf_counter()
                 try:
-                    completion = await provider.complete(request)
-                except Exception as exc:
-                    failure = classify(provider.name, exc)
-                    PROVIDER_REQUESTS.labels(provider.name, failure.kind).inc()
+                    completion = await self._with_retries(c, c.provider.complete, request)
+                except ProviderFailure as failure:
+                    await self._release(admission.reservations)
+                    breaker.failure()
                     span.set_attribute("ragline.fallback_reason", failure.kind)
                     log.warning(
-                        "provider_failed",
-                        provider=provider.name,
-                        reason=failure.kind,
-                        error=str(failure),
+                        "provider_failed", provider=name, reason=failure.kind, error=str(failure)
                     )
-                    skipped.append(Skipped(provider.name, failure.kind))
+                    skipped.append(Skipped(name, failure.kind))
                     continue
-                PROVIDER_LATENCY.labels(provider.name).observe(time.perf_counter() - started)
-                PROVIDER_REQUESTS.labels(provider.name, "success").inc()
-                _record_usage(provider.name, completion.usage)
+                breaker.success()
+                await self._settle(admission.reservations, c.provider.model, completion.usage)
+                PROVIDER_LATENCY.labels(name).observe(time.perf_counter() - started)
+                PROVIDER_REQUESTS.labels(name, "success").inc()
+                _record_usage(name, completion.usage)
                 span.set_attribute("ragline.tokens.input", completion.usage.input_tokens)
                 span.set_attribute("ragline.tokens.output", completion.usage.output_tokens)
-                return Routed(completion, provider.name, provider.model, skipped)
+                if skipped:
+                    span.set_attribute("ragline.fallback_reason", skipped[-1].reason)
+                return Routed(
+                    completion, name, c.provider.model, skipped, degraded=degraded and c.last_resort
+                )
         raise AssertionError("unreachable: the extractive provider does not fail")
 
     async def stream(
-        self, pool: InferencePoolSpec, request: ChatRequest
+        self, pool_name: str, pool: InferencePoolSpec, request: ChatRequest
     ) -> AsyncIterator[StreamStart | str | Usage]:
         skipped: list[Skipped] = []
-        for provider in candidates(pool, self.factory):
-            started = time.perf_counter()
-            first = True
-            iterator = provider.stream(request)
-            try:
-                async for item in iterator:
-                    if first:
-                        first = False
-                        PROVIDER_LATENCY.labels(provider.name).observe(
-                            time.perf_counter() - started
-                        )
-                        yield StreamStart(provider.name, provider.model, skipped)
-                    if isinstance(item, Usage):
-                        _record_usage(provider.name, item)
-                    yield item
-            except Exception as exc:
-                failure = classify(provider.name, exc)
-                PROVIDER_REQUESTS.labels(provider.name, failure.kind).inc()
-                log.warning(
-                    "provider_failed",
-                    provider=provider.name,
-                    reason=failure.kind,
-                    streamed=not first,
-                    error=str(failure),
-                )
-                if not first:
-                    raise StreamInterrupted(failure) from exc
-                skipped.append(Skipped(provider.name, failure.kind))
+        degraded = False
+        for c in candidates(pool, self.factory):
+            if degraded and not c.last_resort:
                 continue
+            name = c.spec.name
+            breaker = self.breaker(pool_name, pool, name)
+            if not c.last_resort and not breaker.allow():
+                PROVIDER_REQUESTS.labels(name, "circuit_open").inc()
+                skipped.append(Skipped(name, "circuit_open"))
+                continue
+            admission = await self._admit(pool_name, c, request)
+            if admission.skip:
+                breaker.release()
+                PROVIDER_REQUESTS.labels(name, admission.skip).inc()
+                skipped.append(Skipped(name, admission.skip))
+                degraded = degraded or admission.degrade
+                continue
+            started = time.perf_counter()
+            usage: Usage | None = None
+            streamed = False  # a token reached the client: no falling through any more
+            finished = False  # reservations settled or released
+            attempts_left = 1 if c.last_resort else c.spec.max_retries + 1
+            try:
+                while True:
+                    attempts_left -= 1
+                    iterator = c.provider.stream(request)
+                    try:
+                        async for item in iterator:
+                            if not streamed:
+                                streamed = True
+                                PROVIDER_LATENCY.labels(name).observe(time.perf_counter() - started)
+                                yield StreamStart(
+                                    name, c.provider.model, skipped, degraded and c.last_resort
+                                )
+                            if isinstance(item, Usage):
+                                usage = item
+                                _record_usage(name, item)
+                            yield item
+                    except Exception as exc:
+                        failure = classify(name, exc)
+                        PROVIDER_REQUESTS.labels(name, failure.kind).inc()
+                        log.warning(
+                            "provider_failed",
+                            provider=name,
+                            reason=failure.kind,
+                            streamed=streamed,
+                            error=str(failure),
+                        )
+                        if streamed:
+                            breaker.failure()
+                            raise StreamInterrupted(failure) from exc
+                        if _retryable(failure) and attempts_left > 0:
+                            await asyncio.sleep(
+                                min(failure.retry_after or 0.2, RETRY_WAIT_CAP_SECONDS)
+                            )
+                            continue
+                        breaker.failure()
+                        await self._release(admission.reservations)
+                        finished = True
+                        skipped.append(Skipped(name, failure.kind))
+                        break
+                    finally:
+                        aclose = getattr(iterator, "aclose", None)
+                        if aclose is not None:
+                            await aclose()  # a client that went away cancels the upstream call
+                    breaker.success()
+                    PROVIDER_REQUESTS.labels(name, "success").inc()
+                    if not streamed:  # an empty stream still answered
+                        yield StreamStart(
+                            name, c.provider.model, skipped, degraded and c.last_resort
+                        )
+                    return
             finally:
-                aclose = getattr(iterator, "aclose", None)
-                if aclose is not None:
-                    await aclose()  # a client that went away cancels the upstream call
-            PROVIDER_REQUESTS.labels(provider.name, "success").inc()
-            if first:  # an empty stream still answered
-                yield StreamStart(provider.name, provider.model, skipped)
-            return
+                if not finished:
+                    # Success, a failure after the first token, or the client went away: the
+                    # provider may have generated tokens, so count usage (or the estimate).
+                    if streamed:
+                        await self._settle(admission.reservations, c.provider.model, usage)
+                    else:
+                        await self._release(admission.reservations)
         raise AssertionError("unreachable: the extractive provider does not fail")
+
+
+__all__ = ["ChatRouter", "ProviderFactory", "Routed", "Skipped", "StreamInterrupted", "StreamStart"]

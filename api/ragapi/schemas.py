@@ -125,6 +125,16 @@ class QueryResponse(BaseModel):
     provider: str
     model: str
     skipped: list[SkippedProvider] = Field(default_factory=list)
+    degraded: bool = Field(
+        default=False, description="Answered by the last resort because a budget said no."
+    )
+
+
+class RateLimitStatus(BaseModel):
+    limit: int = Field(description="Requests allowed per window.")
+    remaining: int
+    reset_seconds: int = Field(description="Seconds until capacity frees up.")
+    window: str = Field(examples=["600 per 1 minute"])
 
 
 class IndexPublic(BaseModel):

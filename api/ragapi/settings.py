@@ -54,6 +54,16 @@ class Settings(BaseSettings):
     openai_embedding_dimensions: int | None = None
     openai_api_key: SecretStr | None = None
 
+    namespace: str = Field(
+        default="default", description="Namespace of the Ragline resources (budget keys)."
+    )
+    rate_limit: str = Field(
+        default="600/minute", description="Per API key (and per IP for failed auth)."
+    )
+    rate_limit_fail_open: bool = Field(
+        default=True, description="When Redis is down: allow (true) or refuse (false) callers."
+    )
+
     log_level: str = "INFO"
     log_json: bool = True
 

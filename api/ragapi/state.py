@@ -15,6 +15,7 @@ from ragapi.embedders import EmbedderRegistry
 from ragapi.embedding.base import Embedder
 from ragapi.errors import DependencyUnavailable, NotFound
 from ragapi.ingest import Ingestor
+from ragapi.ratelimit import CallerLimiter
 from ragapi.retriever import Retriever
 from ragapi.routing import RoutingError, RoutingWatcher
 from ragapi.settings import Settings
@@ -34,6 +35,7 @@ class AppState:
     retriever: Retriever
     answerer: Answerer
     keys: KeyVerifier
+    callers: CallerLimiter
     _indexes: dict[str, tuple[float, IndexRecord]] = field(default_factory=dict)
 
     async def index(self, name: str) -> IndexRecord:
@@ -60,8 +62,8 @@ class AppState:
                 )
         return self.embedders.for_index(record.spec, pool)
 
-    def chat_pool(self, record: IndexRecord) -> InferencePoolSpec:
+    def chat_pool(self, record: IndexRecord) -> tuple[str, InferencePoolSpec]:
         try:
-            return self.routing.current.chat_pool(record.spec)
+            return record.spec.answer.pool_name, self.routing.current.chat_pool(record.spec)
         except RoutingError as exc:
             raise NotFound(str(exc)) from exc

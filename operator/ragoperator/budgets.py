@@ -48,10 +48,13 @@ def budget_status(spec: ProviderBudgetSpec, spend: Spend, period_end: str) -> Bu
     if lim.requests is not None:
         remaining["requests"] = max(lim.requests - spend.requests, 0)
     status = {
-        "spent": {"usd": str(spend.usd.quantize(Decimal("0.000001"))), "tokens": spend.tokens,
-                  "requests": spend.requests},
+        "spent": {
+            "usd": str(spend.usd.quantize(Decimal("0.000001"))),
+            "tokens": spend.tokens,
+            "requests": spend.requests,
+        },
         "remaining": remaining,
         "state": state,
         "periodEnd": period_end,
-    }  # fmt: skip
+    }
     return BudgetStatus(state, percent, crossed, status)

@@ -43,9 +43,15 @@ def apply(
     k: Cluster, *docs: dict[str, Any], check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     return k.kubectl(
-        "apply", "--server-side", "-n", NS, "-f", "-",
-        input=yaml.safe_dump_all(docs), check=check,
-    )  # fmt: skip
+        "apply",
+        "--server-side",
+        "-n",
+        NS,
+        "-f",
+        "-",
+        input=yaml.safe_dump_all(docs),
+        check=check,
+    )
 
 
 def get(k: Cluster, kind: str, name: str) -> dict[str, Any]:
@@ -95,9 +101,15 @@ VALID: dict[str, dict[str, Any]] = {
     "InferencePool": {
         "purpose": "chat",
         "providers": [
-            {"name": "openai", "type": "openai", "baseURL": "https://api.example/v1",
-             "model": "gpt-4o-mini", "apiKeySecretRef": {"name": "openai", "key": "apiKey"},
-             "priority": 1, "timeoutSeconds": 30},
+            {
+                "name": "openai",
+                "type": "openai",
+                "baseURL": "https://api.example/v1",
+                "model": "gpt-4o-mini",
+                "apiKeySecretRef": {"name": "openai", "key": "apiKey"},
+                "priority": 1,
+                "timeoutSeconds": 30,
+            },
             {"name": "fallback", "type": "extractive", "priority": 9},
         ],
         "deployment": {"image": "vllm/vllm-openai:v0.6.0", "autoscaling": {"maxReplicas": 4}},
@@ -108,7 +120,7 @@ VALID: dict[str, dict[str, Any]] = {
         "limit": {"usd": "200.00"},
         "pricing": [{"model": "gpt-4o-mini", "inputPer1M": "0.15", "outputPer1M": "0.60"}],
     },
-}  # fmt: skip
+}
 
 SERVER_DEFAULTS: dict[str, dict[tuple[str | int, ...], Any]] = {
     "RagIndex": {
@@ -168,55 +180,139 @@ BUDGET = {"poolRef": {"name": "default"}, "provider": "openai"}
 
 # (id, kind, spec, stderr substring, pydantic rejects it too)
 INVALID: list[tuple[str, str, dict[str, Any], str, bool]] = [
-    ("overlap-too-large", "RagIndex", {"chunking": {"maxTokens": 100, "overlapTokens": 50}},
-     "spec.chunking: Invalid value: chunking.overlapTokens must be less than half of maxTokens",
-     True),
-    ("overlap-against-default-max", "RagIndex", {"chunking": {"overlapTokens": 100}},
-     "chunking.overlapTokens must be less than half of maxTokens", True),
-    ("ef-construction-below-2m", "RagIndex", {"hnsw": {"m": 48, "efConstruction": 64}},
-     "spec.hnsw: Invalid value: hnsw.efConstruction must be at least 2 * m", True),
-    ("distance-enum", "RagIndex", {"distance": "manhattan"},
-     'spec.distance: Unsupported value: "manhattan": supported values: "cosine", "l2", "innerProduct"',
-     True),
-    ("hnsw-m-bound", "RagIndex", {"hnsw": {"m": 1}},
-     "spec.hnsw.m in body should be greater than or equal to 2", True),
-    ("pool-ref-name-pattern", "RagIndex", {"answer": {"poolRef": {"name": "Bad_Pool"}}},
-     "spec.answer.poolRef.name in body should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'", True),
-    ("unknown-field", "RagIndex", {"hnsw": {"mm": 16}},
-     ".spec.hnsw.mm: field not declared in schema", True),
-    ("openai-without-base-url", "InferencePool",
-     {"purpose": "chat", "providers": [{"name": "o", "type": "openai", "model": "m"}]},
-     "spec.providers[0]: Invalid value: a provider of type openai needs baseURL and model", True),
-    ("openai-with-empty-model", "InferencePool",
-     {"purpose": "chat",
-      "providers": [{"name": "o", "type": "openai", "baseURL": "http://x/v1", "model": ""}]},
-     "a provider of type openai needs baseURL and model", True),
-    ("duplicate-provider-names", "InferencePool",
-     {"purpose": "chat",
-      "providers": [{"name": "a", "type": "extractive"}, {"name": "a", "type": "local"}]},
-     "spec: Invalid value: providers[].name must be unique within a pool", True),
-    ("no-providers", "InferencePool", {"purpose": "chat", "providers": []},
-     "spec.providers in body should have at least 1 items", True),
-    ("timeout-zero", "InferencePool",
-     {"purpose": "chat", "providers": [{"name": "a", "type": "extractive", "timeoutSeconds": 0}]},
-     "spec.providers[0].timeoutSeconds in body should be greater than 0", True),
-    ("autoscaling-min-above-max", "InferencePool",
-     {**DEFAULT_POOL,
-      "deployment": {"image": "x", "autoscaling": {"minReplicas": 5, "maxReplicas": 2}}},
-     "spec.deployment.autoscaling: Invalid value: autoscaling.minReplicas must not exceed maxReplicas",
-     False),
-    ("usd-not-decimal", "ProviderBudget", {**BUDGET, "limit": {"usd": "abc"}},
-     """spec.limit.usd: Invalid value: "abc": spec.limit.usd in body should match '^\\d+(\\.\\d+)?$'""",
-     True),
-    ("price-negative", "ProviderBudget",
-     {**BUDGET, "pricing": [{"model": "m", "inputPer1M": "-1", "outputPer1M": "1"}]},
-     "spec.pricing[0].inputPer1M in body should match", True),
-    ("alert-threshold-above-100", "ProviderBudget", {**BUDGET, "alertThresholds": [50, 150]},
-     "spec.alertThresholds[1]: Invalid value: 150: alertThresholds are percentages of the limit:"
-     " each must be between 1 and 100", False),
-    ("period-enum", "ProviderBudget", {**BUDGET, "period": "weekly"},
-     'spec.period: Unsupported value: "weekly"', True),
-]  # fmt: skip
+    (
+        "overlap-too-large",
+        "RagIndex",
+        {"chunking": {"maxTokens": 100, "overlapTokens": 50}},
+        "spec.chunking: Invalid value: chunking.overlapTokens must be less than half of maxTokens",
+        True,
+    ),
+    (
+        "overlap-against-default-max",
+        "RagIndex",
+        {"chunking": {"overlapTokens": 100}},
+        "chunking.overlapTokens must be less than half of maxTokens",
+        True,
+    ),
+    (
+        "ef-construction-below-2m",
+        "RagIndex",
+        {"hnsw": {"m": 48, "efConstruction": 64}},
+        "spec.hnsw: Invalid value: hnsw.efConstruction must be at least 2 * m",
+        True,
+    ),
+    (
+        "distance-enum",
+        "RagIndex",
+        {"distance": "manhattan"},
+        'spec.distance: Unsupported value: "manhattan": supported values: "cosine", "l2", "innerProduct"',
+        True,
+    ),
+    (
+        "hnsw-m-bound",
+        "RagIndex",
+        {"hnsw": {"m": 1}},
+        "spec.hnsw.m in body should be greater than or equal to 2",
+        True,
+    ),
+    (
+        "pool-ref-name-pattern",
+        "RagIndex",
+        {"answer": {"poolRef": {"name": "Bad_Pool"}}},
+        "spec.answer.poolRef.name in body should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'",
+        True,
+    ),
+    (
+        "unknown-field",
+        "RagIndex",
+        {"hnsw": {"mm": 16}},
+        ".spec.hnsw.mm: field not declared in schema",
+        True,
+    ),
+    (
+        "openai-without-base-url",
+        "InferencePool",
+        {"purpose": "chat", "providers": [{"name": "o", "type": "openai", "model": "m"}]},
+        "spec.providers[0]: Invalid value: a provider of type openai needs baseURL and model",
+        True,
+    ),
+    (
+        "openai-with-empty-model",
+        "InferencePool",
+        {
+            "purpose": "chat",
+            "providers": [{"name": "o", "type": "openai", "baseURL": "http://x/v1", "model": ""}],
+        },
+        "a provider of type openai needs baseURL and model",
+        True,
+    ),
+    (
+        "duplicate-provider-names",
+        "InferencePool",
+        {
+            "purpose": "chat",
+            "providers": [{"name": "a", "type": "extractive"}, {"name": "a", "type": "local"}],
+        },
+        "spec: Invalid value: providers[].name must be unique within a pool",
+        True,
+    ),
+    (
+        "no-providers",
+        "InferencePool",
+        {"purpose": "chat", "providers": []},
+        "spec.providers in body should have at least 1 items",
+        True,
+    ),
+    (
+        "timeout-zero",
+        "InferencePool",
+        {
+            "purpose": "chat",
+            "providers": [{"name": "a", "type": "extractive", "timeoutSeconds": 0}],
+        },
+        "spec.providers[0].timeoutSeconds in body should be greater than 0",
+        True,
+    ),
+    (
+        "autoscaling-min-above-max",
+        "InferencePool",
+        {
+            **DEFAULT_POOL,
+            "deployment": {"image": "x", "autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
+        },
+        "spec.deployment.autoscaling: Invalid value: autoscaling.minReplicas must not exceed maxReplicas",
+        False,
+    ),
+    (
+        "usd-not-decimal",
+        "ProviderBudget",
+        {**BUDGET, "limit": {"usd": "abc"}},
+        """spec.limit.usd: Invalid value: "abc": spec.limit.usd in body should match '^\\d+(\\.\\d+)?$'""",
+        True,
+    ),
+    (
+        "price-negative",
+        "ProviderBudget",
+        {**BUDGET, "pricing": [{"model": "m", "inputPer1M": "-1", "outputPer1M": "1"}]},
+        "spec.pricing[0].inputPer1M in body should match",
+        True,
+    ),
+    (
+        "alert-threshold-above-100",
+        "ProviderBudget",
+        {**BUDGET, "alertThresholds": [50, 150]},
+        "spec.alertThresholds[1]: Invalid value: 150: alertThresholds are percentages of the limit:"
+        " each must be between 1 and 100",
+        False,
+    ),
+    (
+        "period-enum",
+        "ProviderBudget",
+        {**BUDGET, "period": "weekly"},
+        'spec.period: Unsupported value: "weekly"',
+        True,
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -263,9 +359,16 @@ def test_embedding_dimensions_are_immutable(k: Cluster) -> None:
         " the vector column has a fixed size; create a new RagIndex to change it"
     ) in out.stderr
     patch = k.kubectl(
-        "patch", "ragindex", "dims", "-n", NS, "--type=merge",
-        "-p", '{"spec": {"embedding": {"dimensions": 1024}}}', check=False,
-    )  # fmt: skip
+        "patch",
+        "ragindex",
+        "dims",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        '{"spec": {"embedding": {"dimensions": 1024}}}',
+        check=False,
+    )
     assert patch.returncode != 0
     assert "create a new RagIndex to change it" in patch.stderr
     assert get(k, "RagIndex", "dims")["spec"]["embedding"]["dimensions"] == 384
@@ -290,9 +393,17 @@ def patch_status(
     k: Cluster, kind: str, name: str, status: dict[str, Any], check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     return k.kubectl(
-        "patch", PLURAL[kind], name, "-n", NS, "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": status}), check=check,
-    )  # fmt: skip
+        "patch",
+        PLURAL[kind],
+        name,
+        "-n",
+        NS,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+        check=check,
+    )
 
 
 def test_status_subresource_and_printer_columns(k: Cluster) -> None:
@@ -302,20 +413,45 @@ def test_status_subresource_and_printer_columns(k: Cluster) -> None:
         manifest("InferencePool", "default", DEFAULT_POOL),
         manifest("ProviderBudget", "openai-monthly", {**BUDGET, "limit": {"usd": "200.00"}}),
     )
-    patch_status(k, "RagIndex", "handbook", {
-        "observedGeneration": 1, "phase": "Ready", "documents": 3, "chunks": 42,
-        "conditions": [CONDITION],
-        "index": {"name": "handbook_hnsw_1", "params": {"m": 16, "efConstruction": 64},
-                  "builtAt": "2026-01-01T00:00:00Z", "buildSeconds": 1.5},
-    })  # fmt: skip
-    patch_status(k, "InferencePool", "default", {
-        "readyReplicas": 2, "providers": [{"name": "x", "healthy": True}],
-    })  # fmt: skip
-    patch_status(k, "ProviderBudget", "openai-monthly", {
-        "state": "Warning", "spent": {"usd": "120.50", "tokens": 1000, "requests": 7},
-        "remaining": {"usd": "-0.25"}, "periodEnd": "2026-02-01T00:00:00Z",
-        "lastAlertThreshold": 50,
-    })  # fmt: skip
+    patch_status(
+        k,
+        "RagIndex",
+        "handbook",
+        {
+            "observedGeneration": 1,
+            "phase": "Ready",
+            "documents": 3,
+            "chunks": 42,
+            "conditions": [CONDITION],
+            "index": {
+                "name": "handbook_hnsw_1",
+                "params": {"m": 16, "efConstruction": 64},
+                "builtAt": "2026-01-01T00:00:00Z",
+                "buildSeconds": 1.5,
+            },
+        },
+    )
+    patch_status(
+        k,
+        "InferencePool",
+        "default",
+        {
+            "readyReplicas": 2,
+            "providers": [{"name": "x", "healthy": True}],
+        },
+    )
+    patch_status(
+        k,
+        "ProviderBudget",
+        "openai-monthly",
+        {
+            "state": "Warning",
+            "spent": {"usd": "120.50", "tokens": 1000, "requests": 7},
+            "remaining": {"usd": "-0.25"},
+            "periodEnd": "2026-02-01T00:00:00Z",
+            "lastAlertThreshold": 50,
+        },
+    )
 
     status = get(k, "RagIndex", "handbook")["status"]
     assert status["phase"] == "Ready" and status["chunks"] == 42
@@ -343,9 +479,15 @@ def test_status_is_only_written_through_the_subresource(k: Cluster) -> None:
     apply(k, manifest("RagIndex", "guarded", {}))
     patch_status(k, "RagIndex", "guarded", {"phase": "Building"})
     k.kubectl(
-        "patch", "ragindex", "guarded", "-n", NS, "--type=merge",
-        "-p", '{"status": {"phase": "Failed"}}',
-    )  # fmt: skip
+        "patch",
+        "ragindex",
+        "guarded",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        '{"status": {"phase": "Failed"}}',
+    )
     assert get(k, "RagIndex", "guarded")["status"]["phase"] == "Building"
     # The status schema is enforced too.
     out = patch_status(k, "RagIndex", "guarded", {"phase": "Exploded"}, check=False)
@@ -381,7 +523,14 @@ def test_examples_are_accepted_by_the_server(k: Cluster) -> None:
         if not ours:
             continue
         out = k.kubectl(
-            "apply", "--server-side", "--dry-run=server", "-n", NS, "-f", "-",
-            input=yaml.safe_dump_all(ours), check=False,
-        )  # fmt: skip
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-n",
+            NS,
+            "-f",
+            "-",
+            input=yaml.safe_dump_all(ours),
+            check=False,
+        )
         assert out.returncode == 0, f"{path.relative_to(REPO)}:\n{out.stderr}"

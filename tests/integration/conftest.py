@@ -51,8 +51,25 @@ spec:
   purpose: chat
   providers:
     - {{name: testllm, type: openai, baseURL: "{url}", model: test-model, priority: 1,
-       timeoutSeconds: 5, apiKeySecretRef: {{name: testllm, key: apiKey}}}}
+       timeoutSeconds: 2, maxRetries: 2, apiKeySecretRef: {{name: testllm, key: apiKey}}}}
     - {{name: extractive, type: extractive, priority: 9}}
+  circuitBreaker: {{failureThreshold: 1000, cooldownSeconds: 1}}
+---
+apiVersion: ragline.dev/v1alpha1
+kind: RagIndex
+metadata: {{name: fragile}}
+spec:
+  answer: {{poolRef: {{name: fragile-chat}}}}
+---
+apiVersion: ragline.dev/v1alpha1
+kind: InferencePool
+metadata: {{name: fragile-chat}}
+spec:
+  purpose: chat
+  providers:
+    - {{name: flaky, type: openai, baseURL: "{url}", model: test-model, priority: 1,
+       timeoutSeconds: 2, maxRetries: 0}}
+  circuitBreaker: {{failureThreshold: 2, cooldownSeconds: 2}}
 ---
 apiVersion: ragline.dev/v1alpha1
 kind: InferencePool

@@ -5,6 +5,7 @@ fall-through on provider faults, and the OpenAI-compatible endpoint driven by th
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import httpx
@@ -104,38 +105,102 @@ def test_openai_provider_answers_and_gets_the_prompt(
     assert "[1] (source: " in prompt and "Question: What do I do when the disk is full?" in prompt
 
 
-@pytest.mark.parametrize("kind", ["500", "reset", "malformed", "400"])
+def _llm_calls(p: ProviderServer) -> int:
+    return sum(1 for c in p.state.calls if c["endpoint"] == "chat")
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason", "calls"),
+    [
+        ("500", "server_error", 3),
+        ("reset", "connection", 3),
+        ("malformed", "bad_response", 3),
+        ("400", "client_error", 1),
+    ],
+)
 def test_provider_fault_falls_through_to_extractive(
-    reader: httpx.Client, runbooks: str, provider_state: ProviderServer, kind: str
+    reader: httpx.Client,
+    runbooks: str,
+    provider_state: ProviderServer,
+    kind: str,
+    reason: str,
+    calls: int,
 ) -> None:
-    provider_state.state.inject("chat", Fault(kind))
+    # maxRetries 2: retryable faults are tried 3 times, a 400 only once.
+    provider_state.state.inject("chat", *[Fault(kind)] * 3)
     body = reader.post(
         "/v1/indexes/llm/query", json={"question": "What do I do when the disk is full?"}
     ).json()
     assert body["provider"] == "extractive"
-    expected = {
-        "500": "server_error",
-        "reset": "connection",
-        "malformed": "bad_response",
-        "400": "client_error",
-    }[kind]
-    assert body["skipped"] == [{"provider": "testllm", "reason": expected}]
+    assert body["skipped"] == [{"provider": "testllm", "reason": reason}]
     assert "delete old WAL segments" in body["answer"]
+    assert _llm_calls(provider_state) == calls
 
 
-def test_provider_timeout_falls_through(
+@pytest.mark.parametrize("kind", ["500", "reset", "malformed"])
+def test_retryable_fault_is_retried_and_the_provider_answers(
+    reader: httpx.Client, runbooks: str, provider_state: ProviderServer, kind: str
+) -> None:
+    provider_state.state.inject("chat", Fault(kind))
+    body = reader.post("/v1/indexes/llm/query", json={"question": "disk full?"}).json()
+    assert body["provider"] == "testllm" and body["skipped"] == []
+    assert _llm_calls(provider_state) == 2
+
+
+def test_429_retry_after_is_honoured(
     reader: httpx.Client, runbooks: str, provider_state: ProviderServer
 ) -> None:
-    provider_state.state.inject("chat", Fault("latency", seconds=7))  # timeoutSeconds is 5
+    provider_state.state.inject("chat", Fault("429", seconds=1.5))
+    started = time.monotonic()
+    body = reader.post("/v1/indexes/llm/query", json={"question": "disk full?"}).json()
+    assert body["provider"] == "testllm"
+    assert time.monotonic() - started >= 1.5
+    # A Retry-After longer than the router waits falls through at once.
+    provider_state.state.inject("chat", Fault("429", seconds=120))
+    started = time.monotonic()
+    body = reader.post("/v1/indexes/llm/query", json={"question": "disk full?"}).json()
+    assert body["provider"] == "extractive"
+    assert body["skipped"] == [{"provider": "testllm", "reason": "rate_limited"}]
+    assert time.monotonic() - started < 5
+
+
+def test_provider_timeout_is_retried_then_falls_through(
+    reader: httpx.Client, runbooks: str, provider_state: ProviderServer
+) -> None:
+    provider_state.state.inject("chat", *[Fault("latency", seconds=3)] * 3)  # timeoutSeconds 2
     body = reader.post("/v1/indexes/llm/query", json={"question": "disk full?"}).json()
     assert body["provider"] == "extractive"
     assert body["skipped"] == [{"provider": "testllm", "reason": "timeout"}]
+    assert _llm_calls(provider_state) == 3
+
+
+def test_circuit_breaker_opens_skips_and_probes_after_cooldown(
+    admin: httpx.Client, reader: httpx.Client, provider_state: ProviderServer
+) -> None:
+    admin.post(
+        "/v1/indexes/fragile/documents",
+        json={"source": "f.txt", "content": "Breakers stop cascades."},
+    )
+    provider_state.state.inject("chat", Fault("500"), Fault("500"))
+    for _ in range(2):  # failureThreshold 2, maxRetries 0
+        body = reader.post("/v1/indexes/fragile/query", json={"question": "breakers?"}).json()
+        assert body["skipped"] == [{"provider": "flaky", "reason": "server_error"}]
+    before = _llm_calls(provider_state)
+    body = reader.post("/v1/indexes/fragile/query", json={"question": "breakers?"}).json()
+    assert body["skipped"] == [{"provider": "flaky", "reason": "circuit_open"}]
+    assert _llm_calls(provider_state) == before  # open: not called at all
+    time.sleep(2.2)  # cooldownSeconds 2: one half-open probe, which succeeds and closes it
+    body = reader.post("/v1/indexes/fragile/query", json={"question": "breakers?"}).json()
+    assert body["provider"] == "flaky" and body["skipped"] == []
+    metrics = httpx.get(f"{admin.base_url}/metrics").text
+    assert 'ragline_circuit_state{provider="flaky"} 0.0' in metrics
 
 
 def test_stream_failure_before_first_token_falls_through(
     reader: httpx.Client, runbooks: str, provider_state: ProviderServer
 ) -> None:
-    provider_state.state.inject("chat", Fault("500"))
+    # Retried before the first token (maxRetries 2), then the next provider.
+    provider_state.state.inject("chat", *[Fault("500")] * 3)
     events = _sse(
         reader.post("/v1/indexes/llm/query", json={"question": "disk full?", "stream": True})
     )
@@ -144,9 +209,11 @@ def test_stream_failure_before_first_token_falls_through(
         {
             "provider": "extractive",
             "model": "extractive",
+            "degraded": False,
             "skipped": [{"provider": "testllm", "reason": "server_error"}],
         },
     )
+    assert _llm_calls(provider_state) == 3
     assert events[-1][0] == "done"
 
 

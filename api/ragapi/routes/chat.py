@@ -64,7 +64,7 @@ async def chat_completions(
     principal.require_index(body.model)
     record = await state.index(body.model)
     question, history = split_messages(body.messages)
-    pool = state.chat_pool(record)
+    pool_name, pool = state.chat_pool(record)
     ctx = await state.answerer.context(
         record,
         principal.tenant,
@@ -81,11 +81,18 @@ async def chat_completions(
     if body.stream:
         return EventSourceResponse(
             _chunks(
-                state, ctx, pool, body.model, completion_id, created, request_id_of(request.scope)
+                state,
+                ctx,
+                pool_name,
+                pool,
+                body.model,
+                completion_id,
+                created,
+                request_id_of(request.scope),
             ),
             ping=15,
         )
-    answer = await state.answerer.answer(ctx, pool)
+    answer = await state.answerer.answer(ctx, pool_name, pool)
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -105,12 +112,14 @@ async def chat_completions(
         },
         "citations": [c.model_dump(mode="json") for c in citations(answer.citations)],
         "provider": answer.provider,
+        "degraded": answer.degraded,
     }
 
 
 async def _chunks(
     state: StateDep,
     ctx: AnswerContext,
+    pool_name: str,
     pool: Any,
     model: str,
     cid: str,
@@ -130,7 +139,7 @@ async def _chunks(
         )
 
     try:
-        async for item in state.answerer.stream(ctx, pool):
+        async for item in state.answerer.stream(ctx, pool_name, pool):
             if isinstance(item, AnswerStart):
                 yield chunk({"role": "assistant", "content": ""}, provider=item.provider)
             elif isinstance(item, AnswerDone):

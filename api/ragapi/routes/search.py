@@ -88,7 +88,7 @@ async def query(
     principal: PrincipalDep,
     record: ReadableIndex,
 ) -> QueryResponse | EventSourceResponse:
-    pool = state.chat_pool(record)
+    pool_name, pool = state.chat_pool(record)
     ctx = await state.answerer.context(
         record,
         principal.tenant,
@@ -99,29 +99,31 @@ async def query(
     )
     if body.stream:
         return EventSourceResponse(
-            query_events(state, ctx, pool, request_id_of(request.scope)), ping=15
+            query_events(state, ctx, pool_name, pool, request_id_of(request.scope)), ping=15
         )
-    answer = await state.answerer.answer(ctx, pool)
+    answer = await state.answerer.answer(ctx, pool_name, pool)
     return QueryResponse(
         answer=answer.text,
         citations=citations(answer.citations),
         provider=answer.provider,
         model=answer.model,
         skipped=[SkippedProvider(provider=s.provider, reason=s.reason) for s in answer.skipped],
+        degraded=answer.degraded,
     )
 
 
 async def query_events(
-    state: StateDep, ctx: AnswerContext, pool: Any, request_id: str
+    state: StateDep, ctx: AnswerContext, pool_name: str, pool: Any, request_id: str
 ) -> AsyncIterator[dict[str, str]]:
     """``start`` (provider), ``token`` deltas, then ``done`` with citations — or ``error``:
     a failure after the first token is reported, never passed off as a complete answer."""
     try:
-        async for item in state.answerer.stream(ctx, pool):
+        async for item in state.answerer.stream(ctx, pool_name, pool):
             if isinstance(item, AnswerStart):
                 data = {
                     "provider": item.provider,
                     "model": item.model,
+                    "degraded": item.degraded,
                     "skipped": [{"provider": s.provider, "reason": s.reason} for s in item.skipped],
                 }
                 yield {"event": "start", "data": json.dumps(data)}

@@ -159,8 +159,11 @@ def test_write_and_check(tmp_path: Path) -> None:
 def test_module_entry_point_checks_the_repo() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "ragoperator.crds", "--check", "crds"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -262,8 +265,12 @@ def test_names_columns_and_status() -> None:
         conditions = root["properties"]["status"]["properties"]["conditions"]
         assert conditions["x-kubernetes-list-map-keys"] == ["type"]
         assert set(conditions["items"]["required"]) == {
-            "type", "status", "reason", "message", "lastTransitionTime",
-        }  # fmt: skip
+            "type",
+            "status",
+            "reason",
+            "message",
+            "lastTransitionTime",
+        }
     ri_status = spec_of("RagIndex")["properties"]["status"]["properties"]
     assert ri_status["phase"]["enum"] == ["Pending", "Building", "Ready", "Failed"]
     pb_status = spec_of("ProviderBudget")["properties"]["status"]["properties"]
