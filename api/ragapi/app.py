@@ -83,7 +83,9 @@ def create_app(
         storage = storage_for(settings.redis_url.get_secret_value())
         watcher = RoutingWatcher(settings.routing_file)
         router = ChatRouter(
-            ledger=BudgetLedger(redis, settings.namespace),
+            ledger=BudgetLedger(
+                redis, settings.namespace, settings.budget_reservation_grace_seconds
+            ),
             rates=ProviderRateLimiter(storage),
             budgets=lambda: watcher.current.budgets,
         )

@@ -28,8 +28,6 @@ from ragapi.contract import ProviderBudgetSpec
 
 log = structlog.get_logger(__name__)
 
-# The reservation outlives the call's own timeout by this margin before it expires.
-RESERVATION_GRACE_SECONDS = 30.0
 
 _SWEEP = """
 local now = redis.call('TIME')
@@ -153,9 +151,11 @@ def _limit(value: Decimal | int | None, scale: Decimal = Decimal(1)) -> int:
 
 
 class BudgetLedger:
-    def __init__(self, redis: aioredis.Redis, namespace: str) -> None:
+    def __init__(self, redis: aioredis.Redis, namespace: str, grace_seconds: float = 30.0) -> None:
         self._redis = redis
         self._namespace = namespace
+        # A reservation outlives its call's own timeout by this margin before it expires.
+        self._grace = grace_seconds
         self._reserve = redis.register_script(RESERVE)
         self._settle = redis.register_script(SETTLE)
 
@@ -179,7 +179,7 @@ class BudgetLedger:
                     est.usd_micros,
                     est.tokens,
                     1,
-                    int((timeout_seconds + RESERVATION_GRACE_SECONDS) * 1000),
+                    int((timeout_seconds + self._grace) * 1000),
                     _limit(lim.usd, bk.MICROS),
                     _limit(lim.tokens),
                     _limit(lim.requests),

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     namespace: str = Field(
         default="default", description="Namespace of the Ragline resources (budget keys)."
     )
+    budget_reservation_grace_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A reservation outlives its call's timeout by this "
+        "much; then it expires (its pod died) and the budget gets it back.",
+    )
     rate_limit: str = Field(
         default="600/minute", description="Per API key (and per IP for failed auth)."
     )
