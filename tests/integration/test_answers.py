@@ -281,3 +281,29 @@ def test_openai_sdk_streaming_through_openai_provider(
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.startswith("According to the documentation, ") and text.endswith("[1]")
     assert provider_state.state.calls[-1]["body"]["stream"] is True
+
+
+def test_client_disconnect_cancels_the_upstream_stream(
+    api_url: str, reader_key: str, runbooks: str, provider_state: ProviderServer
+) -> None:
+    provider_state.state.token_delay = 0.05  # a long answer: ~10 s if read to the end
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream(
+            "POST",
+            f"{api_url}/v1/indexes/llm/query",
+            headers={"Authorization": f"Bearer {reader_key}"},
+            json={"question": "What do I do when the disk is full?", "stream": True},
+        ) as resp,
+    ):
+        got = 0
+        for line in resp.iter_lines():
+            if line.startswith("event: token"):
+                got += 1
+            if got >= 3:
+                break  # the client leaves mid-answer
+    deadline = time.monotonic() + 5
+    while provider_state.state.streams_cancelled < 1:
+        assert time.monotonic() < deadline, "upstream stream was not cancelled"
+        time.sleep(0.1)
+    assert provider_state.state.streams_finished == 0

@@ -42,6 +42,9 @@ class ServerState:
     calls: list[dict[str, Any]] = field(default_factory=list)
     dimensions: int = 384
     base_latency: float = 0.0
+    token_delay: float = 0.0  # between streamed chunks
+    streams_finished: int = 0
+    streams_cancelled: int = 0  # the client (Ragline) went away mid-stream
 
     def inject(self, endpoint: str, *faults: Fault) -> None:
         self.faults[endpoint].extend(faults)
@@ -51,6 +54,8 @@ class ServerState:
             q.clear()
         self.calls.clear()
         self.base_latency = 0.0
+        self.token_delay = 0.0
+        self.streams_finished = self.streams_cancelled = 0
 
 
 def answer_for(messages: list[dict[str, Any]]) -> str:
@@ -155,12 +160,17 @@ def build_app(state: ServerState) -> Starlette:
                     + "\n\n"
                 )
 
-            yield chunk({"role": "assistant", "content": ""})
-            for n, w in enumerate(words):
-                if fault and fault.kind == "midstream" and n >= fault.after_chunks:
-                    raise ConnectionResetError("injected mid-stream disconnect")
-                yield chunk({"content": w})
-                await asyncio.sleep(0)
+            try:
+                yield chunk({"role": "assistant", "content": ""})
+                for n, w in enumerate(words * (50 if state.token_delay else 1)):
+                    if fault and fault.kind == "midstream" and n >= fault.after_chunks:
+                        raise ConnectionResetError("injected mid-stream disconnect")
+                    yield chunk({"content": w})
+                    await asyncio.sleep(state.token_delay)
+            except (asyncio.CancelledError, GeneratorExit):
+                state.streams_cancelled += 1
+                raise
+            state.streams_finished += 1
             yield chunk({}, "stop")
             if (body.get("stream_options") or {}).get("include_usage"):
                 yield (
