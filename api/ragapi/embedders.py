@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ragapi.contract import InferencePoolSpec, ProviderType, RagIndexSpec
 from ragapi.embedding.base import Embedder
 from ragapi.embedding.openai_embedder import OpenAIEmbedder
+from ragapi.embedding.routed import RoutedEmbedder
 from ragapi.errors import ValidationFailed
 from ragapi.secrets import read_secret
 from ragapi.settings import EmbedderKind, Settings
@@ -25,7 +26,7 @@ class EmbedderRegistry:
         self._settings = settings
         self._default_factory = default_factory
         self._default: Embedder | None = None
-        self._by_key: dict[str, Embedder] = {}
+        self._by_key: dict[str, RoutedEmbedder] = {}
 
     def default(self) -> Embedder:
         if self._default is None:
@@ -53,7 +54,10 @@ class EmbedderRegistry:
 
     def for_index(self, spec: RagIndexSpec, pool: InferencePoolSpec | None) -> Embedder:
         dims = spec.embedding.dimensions
-        embedder = self._from_pool(pool, dims) if pool is not None else self.default()
+        if pool is not None and spec.embedding.pool_ref is not None:
+            embedder = self._from_pool(spec.embedding.pool_ref.name, pool, dims)
+        else:
+            embedder = self.default()
         if embedder.dimensions != spec.embedding.dimensions:
             raise ValidationFailed(
                 f"embedder {embedder.model!r} gives {embedder.dimensions}-dimensional vectors "
@@ -61,30 +65,36 @@ class EmbedderRegistry:
             )
         return embedder
 
-    def _from_pool(self, pool: InferencePoolSpec, dimensions: int) -> Embedder:
-        """The pool's first embedding provider. A remote model's dimension is whatever the
-        index declares; each response is checked against it."""
-        for provider in pool.ordered():
-            if provider.type is ProviderType.LOCAL:
-                return self.default()
-            if provider.type is ProviderType.OPENAI:
-                key = f"{provider.model_dump_json()}/{dimensions}"
-                found = self._by_key.get(key)
-                if found is None:
-                    assert provider.base_url and provider.model  # enforced by the contract
-                    found = OpenAIEmbedder(
-                        provider.name,
-                        base_url=provider.base_url,
-                        model=provider.model,
+    def _from_pool(self, name: str, pool: InferencePoolSpec, dimensions: int) -> Embedder:
+        """The pool's embedding providers behind one router. A remote model's dimension is
+        whatever the index declares; each response is checked against it."""
+        ordered = [p for p in pool.ordered() if p.type is not ProviderType.EXTRACTIVE]
+        if ordered and ordered[0].type is ProviderType.LOCAL:
+            return self.default()
+        key = f"{name}/{pool.model_dump_json()}/{dimensions}"
+        found = self._by_key.get(key)
+        if found is None:
+            remote = [
+                (
+                    OpenAIEmbedder(
+                        p.name,
+                        base_url=p.base_url or "",
+                        model=p.model or "",
                         dimensions=dimensions,
-                        api_key=read_secret(provider.api_key_secret_ref),
-                        timeout=provider.timeout_seconds,
-                    )
-                    self._by_key[key] = found
-                return found
-        raise ValidationFailed("embedding pool has no embedding provider")
+                        api_key=read_secret(p.api_key_secret_ref),
+                        timeout=p.timeout_seconds,
+                    ),
+                    p.max_retries,
+                )
+                for p in ordered
+                if p.type is ProviderType.OPENAI
+            ]
+            if not remote:
+                raise ValidationFailed(f"embedding pool {name!r} has no embedding provider")
+            found = RoutedEmbedder(name, remote, pool.circuit_breaker)
+            self._by_key[key] = found
+        return found
 
     async def aclose(self) -> None:
         for e in self._by_key.values():
-            if isinstance(e, OpenAIEmbedder):
-                await e.aclose()
+            await e.aclose()

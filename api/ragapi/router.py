@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_random_exponential
 
 from ragapi.breaker import CircuitBreaker
 from ragapi.budgets import BudgetLedger, Estimate, Refusal, Reservation, estimate
@@ -40,13 +38,13 @@ from ragapi.providers.base import ChatProvider, ChatRequest, Completion, Provide
 from ragapi.providers.extractive import ExtractiveProvider
 from ragapi.providers.openai_chat import OpenAIChatProvider, classify
 from ragapi.ratelimit import ProviderRateLimiter
+from ragapi.retry import RETRY_WAIT_CAP_SECONDS, retryable, retrying
 from ragapi.secrets import read_secret
 from ragapi.tracing import tracer
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-RETRY_WAIT_CAP_SECONDS = 8.0  # a Retry-After longer than this falls through instead
 DEFAULT_MAX_OUTPUT_TOKENS = 512
 
 
@@ -139,21 +137,6 @@ def candidates(pool: InferencePoolSpec, factory: ProviderFactory) -> list[Candid
 def _record_usage(provider: str, usage: Usage) -> None:
     PROVIDER_TOKENS.labels(provider, "input").inc(usage.input_tokens)
     PROVIDER_TOKENS.labels(provider, "output").inc(usage.output_tokens)
-
-
-def _wait(state: RetryCallState) -> float:
-    backoff = wait_random_exponential(multiplier=0.1, max=RETRY_WAIT_CAP_SECONDS)(state)
-    exc = state.outcome.exception() if state.outcome else None
-    retry_after = getattr(exc, "retry_after", None) or 0.0
-    return float(max(backoff, retry_after))
-
-
-def _retryable(exc: BaseException) -> bool:
-    return (
-        isinstance(exc, ProviderFailure)
-        and exc.retryable
-        and (exc.retry_after or 0.0) <= RETRY_WAIT_CAP_SECONDS
-    )
 
 
 @dataclass
@@ -264,12 +247,7 @@ class ChatRouter:
         self, c: Candidate, call: Callable[[ChatRequest], Awaitable[T]], request: ChatRequest
     ) -> T:
         attempts = 1 if c.last_resort else c.spec.max_retries + 1
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(attempts),
-            wait=_wait,
-            retry=retry_if_exception(_retryable),
-            reraise=True,
-        ):
+        async for attempt in retrying(attempts):
             with attempt:
                 try:
                     return await call(request)
@@ -384,7 +362,7 @@ class ChatRouter:
                         if streamed:
                             breaker.failure()
                             raise StreamInterrupted(failure) from exc
-                        if _retryable(failure) and attempts_left > 0:
+                        if retryable(failure) and attempts_left > 0:
                             await asyncio.sleep(
                                 min(failure.retry_after or 0.2, RETRY_WAIT_CAP_SECONDS)
                             )

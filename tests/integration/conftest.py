@@ -77,7 +77,11 @@ metadata: {{name: remote-embed}}
 spec:
   purpose: embedding
   providers:
-    - {{name: testemb, type: openai, baseURL: "{url}", model: test-embed, priority: 1}}
+    - {{name: testemb, type: openai, baseURL: "{url}", model: test-embed, priority: 1,
+       maxRetries: 2}}
+    - {{name: testemb-b, type: openai, baseURL: "{url}", model: test-embed, priority: 2,
+       maxRetries: 0}}
+  circuitBreaker: {{failureThreshold: 1000, cooldownSeconds: 1}}
 """
 PROVIDER_API_KEY = "sk-test-provider-secret-0123456789"
 

@@ -7,6 +7,8 @@ import uuid
 import httpx
 import pytest
 
+from tests.support.provider_server import Fault, ProviderServer
+
 pytestmark = pytest.mark.integration
 
 TOPICS = [
@@ -132,3 +134,41 @@ def test_search_with_remote_embedding_pool(admin: httpx.Client, provider_state: 
         "/v1/indexes/remote/search", json={"query": "Remote embeddings work."}
     ).json()["results"]
     assert results[0]["source"] == "r.txt"
+
+
+def _embedding_calls(p: ProviderServer) -> list[dict[str, object]]:
+    return [c for c in p.state.calls if c["endpoint"] == "embeddings"]
+
+
+def test_embedding_pool_retries_then_falls_through(
+    admin: httpx.Client, provider_state: ProviderServer
+) -> None:
+    # testemb: 3 attempts, all failing; then testemb-b answers.
+    provider_state.state.inject(
+        "embeddings", Fault("500"), Fault("reset"), Fault("429", seconds=0.1)
+    )
+    resp = admin.post(
+        "/v1/indexes/remote/documents", json={"source": "fall.txt", "content": "Falls through."}
+    )
+    assert resp.status_code == 201, resp.text
+    assert len(_embedding_calls(provider_state)) == 4
+
+
+def test_embedding_pool_all_failing_is_503_and_writes_nothing(
+    admin: httpx.Client, provider_state: ProviderServer
+) -> None:
+    provider_state.state.inject("embeddings", *[Fault("500")] * 4)
+    resp = admin.post(
+        "/v1/indexes/remote/documents", json={"source": "none.txt", "content": "Never stored."}
+    )
+    assert resp.status_code == 503
+    err = resp.json()["error"]
+    assert err["code"] == "dependency_unavailable"
+    assert "testemb: server_error" in err["message"] and "testemb-b: server_error" in err["message"]
+    listed = admin.get("/v1/indexes/remote/documents").json()["documents"]
+    assert "none.txt" not in {d["source"] for d in listed}
+    # a 400 is not retried: one call per provider
+    provider_state.state.reset()
+    provider_state.state.inject("embeddings", Fault("400"), Fault("400"))
+    assert admin.post("/v1/indexes/remote/search", json={"query": "q"}).status_code == 503
+    assert len(_embedding_calls(provider_state)) == 2

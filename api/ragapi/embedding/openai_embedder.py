@@ -35,7 +35,7 @@ class OpenAIEmbedder:
             base_url=base_url,
             api_key=api_key or "unused",
             timeout=timeout,
-            max_retries=2,
+            max_retries=0,  # the embedding router retries
             http_client=http_client,
         )
 
