@@ -799,3 +799,62 @@ def test_operator_runs_under_the_chart_rbac(
     assert proc.poll() is None, log.read_text()[-4000:]
     text = log.read_text()
     assert not re.search(r"forbidden|status=403|'code': 403", text, re.IGNORECASE), text[-4000:]
+
+
+# ---------------------------------------------------------------- helm install, upgrade, uninstall
+
+
+def test_helm_install_upgrade_uninstall(helm: str, cluster: Cluster, tmp_path: Path) -> None:
+    """Helm's own paths against the real API server: install (CRDs first, NOTES rendered),
+    upgrade with changed values (no immutable field touched), uninstall."""
+    ns = "ragline-helm"
+    env = {
+        **cluster.env,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "HELM_CACHE_HOME": str(tmp_path / "cache"),
+        "HELM_CONFIG_HOME": str(tmp_path / "config"),
+        "HELM_DATA_HOME": str(tmp_path / "data"),
+    }
+
+    def helm_run(*args: str) -> str:
+        out = subprocess.run([helm, *args], capture_output=True, text=True, timeout=120, env=env)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    installed = helm_run(
+        "install", RELEASE, str(CHART), "--namespace", ns, "--create-namespace",
+        *CREATED_SECRET, "--set", "providerSecrets={openai}",
+    )  # fmt: skip
+    print(installed)
+    assert "STATUS: deployed" in installed
+    assert f"Service {API}:8080" in installed and f"watching {ns}" in installed
+    assert "/etc/ragline/secrets/<name>" in installed
+    crds = cluster.kubectl("get", "crd", "-o", "name").stdout
+    for name in ("ragindexes", "inferencepools", "providerbudgets"):
+        assert f"{name}.ragline.dev" in crds
+
+    before = cluster.kubectl("get", "deployment", API, "-n", ns, "-o", "json").stdout
+    helm_run(
+        "upgrade", RELEASE, str(CHART), "--namespace", ns, *CREATED_SECRET,
+        "--set", "secrets.redisUrl=redis://redis.other:6379/1",
+        "--set", "api.autoscaling.enabled=true", "--set", "operator.clusterWide=true",
+    )  # fmt: skip
+    after = json.loads(cluster.kubectl("get", "deployment", API, "-n", ns, "-o", "json").stdout)
+    annotations = after["spec"]["template"]["metadata"]["annotations"]
+    assert (
+        annotations["checksum/secret"]
+        != json.loads(before)["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+    )
+    cluster.kubectl("get", "hpa", API, "-n", ns)
+    cluster.kubectl("get", "clusterrole", f"{ns}-{OPERATOR}")
+
+    helm_run("uninstall", RELEASE, "--namespace", ns, "--wait", "--timeout", "60s")
+    left = cluster.kubectl(
+        "get", "deployments,services,serviceaccounts,roles,rolebindings,secrets", "-n", ns,
+        "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name",
+    ).stdout  # fmt: skip
+    assert left.strip() == "", left
+    wide = cluster.kubectl("get", "clusterroles,clusterrolebindings", "-o", "name").stdout
+    assert f"{ns}-{OPERATOR}" not in wide
+    # Helm never deletes CRDs (that would delete every custom resource with them).
+    assert "ragindexes.ragline.dev" in cluster.kubectl("get", "crd", "-o", "name").stdout
