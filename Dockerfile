@@ -16,12 +16,15 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Only what `pip install .` needs (see .dockerignore); every dependency ships a wheel,
-# so the builder needs no compiler.
+# Only what `pip install .` needs (see .dockerignore). Every dependency ships a wheel for
+# linux/amd64, so the builder needs no compiler (other platforms are untested).
 COPY pyproject.toml README.md ./
 COPY api ./api
 COPY operator ./operator
+# The imports fail the build on a dependency missing from pyproject.toml, which the CLI's
+# lazy imports would otherwise only reveal when a pod starts.
 RUN pip install --no-cache-dir . \
+    && python -c "import ragapi.app, ragoperator.handlers" \
     && ragline --help >/dev/null
 
 FROM ${PYTHON_IMAGE}

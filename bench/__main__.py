@@ -61,9 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="ragline-bench-"))
     stack = EmbeddedStack(work / "stack")
     started = time.perf_counter()
-    console.print(
-        f"[bold]Ragline benchmarks[/bold] {'(quick) ' if args.quick else ''}parts: {', '.join(parts)}"
-    )
+    mode = "(quick) " if args.quick else ""
+    console.print(f"[bold]Ragline benchmarks[/bold] {mode}parts: {', '.join(parts)}")
     stack.start()  # main thread: the servers die with this process (PR_SET_PDEATHSIG)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:

@@ -52,22 +52,31 @@ spec:
 
 async def _burst(apis: list[ApiProcess], key: str, per_process: int) -> list[int]:
     async with httpx.AsyncClient(timeout=120, headers={"Authorization": f"Bearer {key}"}) as client:
+
         async def one(api: ApiProcess) -> int:
-            r = await client.post(f"{api.url}/v1/indexes/proof/query", json={"question": "What is budgeted?"})
+            r = await client.post(
+                f"{api.url}/v1/indexes/proof/query", json={"question": "What is budgeted?"}
+            )
             return r.status_code
 
         return list(await asyncio.gather(*(one(a) for a in apis for _ in range(per_process))))
 
 
-def _scenario(stack: EmbeddedStack, server: ProviderServer, work: Path, name: str, limit: str) -> dict[str, Any]:
+def _scenario(
+    stack: EmbeddedStack, server: ProviderServer, work: Path, name: str, limit: str
+) -> dict[str, Any]:
     routing = work / f"{name}.yaml"
     routing.write_text(ROUTING.format(url=server.url, budget=name, limit=limit))
     env = {"RAGLINE_RATE_LIMIT": "1000000/minute", "RAGLINE_NAMESPACE": "bench"}
     apis = [start_api(routing, env, stack, work / f"{name}-{n}.log") for n in range(4)]
     try:
         key = apis[0].create_key("admin")
-        httpx.post(f"{apis[0].url}/v1/indexes/proof/documents", headers={"Authorization": f"Bearer {key}"},
-                   json={"source": "p.txt", "content": "Everything is budgeted."}, timeout=60)
+        httpx.post(
+            f"{apis[0].url}/v1/indexes/proof/documents",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"source": "p.txt", "content": "Everything is budgeted."},
+            timeout=60,
+        )
         server.state.reset()
         server.state.base_latency = 0.02
         statuses = asyncio.run(_burst(apis, key, 50))
@@ -75,10 +84,14 @@ def _scenario(stack: EmbeddedStack, server: ProviderServer, work: Path, name: st
         for api in apis:
             stop_api(api)
     fields = redis.Redis.from_url(stack.redis.url, decode_responses=True).hgetall(
-        counters_key("bench", name, Period.DAILY, datetime.now(UTC)))
+        counters_key("bench", name, Period.DAILY, datetime.now(UTC))
+    )
     return {
-        "limit": limit, "requests": len(statuses), "allowed": statuses.count(200),
-        "refused": statuses.count(429), "other": len(statuses) - statuses.count(200) - statuses.count(429),
+        "limit": limit,
+        "requests": len(statuses),
+        "allowed": statuses.count(200),
+        "refused": statuses.count(429),
+        "other": len(statuses) - statuses.count(200) - statuses.count(429),
         "provider_calls": sum(1 for c in server.state.calls if c["endpoint"] == "chat"),
         "spent_requests": int(fields.get("spent_requests", 0)),
         "spent_usd": int(fields.get("spent_usd_micros", 0)) / 1e6,

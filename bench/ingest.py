@@ -307,9 +307,10 @@ def run(bench: Bench) -> dict[str, Any]:
     pipeline = bench.run(prefilled_index(bench, PIPELINE_INDEX, synthetic_rows(prefill, seed=3)))
     no_model = bench.run(prefilled_index(bench, NO_MODEL_INDEX, synthetic_rows(prefill, seed=4)))
     docs = make_documents(n_docs, pipeline)
+    n_chunks = sum(len(d.texts) for d in docs)
     bench.step(
-        f"ingest: {n_docs} Markdown documents ({sum(len(d.texts) for d in docs)} chunks): raw embedder, "
-        "pipeline, pipeline without the model, interleaved"
+        f"ingest: {n_docs} Markdown documents ({n_chunks} chunks): raw embedder, pipeline, "
+        "pipeline without the model, interleaved"
     )
     ingest = bench.run(interleaved(bench, docs, pipeline, no_model))
     bench.step(f"ingest: binary vs text COPY of {n_copy:,} chunk rows")
@@ -360,7 +361,7 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
                 row("Ingestor.ingest with MiniLM (the pipeline)", s["pipeline"]),
                 row("Ingestor.ingest, precomputed vectors (no model)", s["pipeline_without_model"]),
             ],
-            caption=f"written {ing['chunks_written']} of {chunks} chunks. Interleaved per document.",
+            caption=f"{ing['chunks_written']} of {chunks} chunks written; interleaved per doc.",
         )
     )
     g = data["goal"]
@@ -385,7 +386,7 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
     v = c["vector_only"]
     bench.console.print(
         table(
-            "Ingest · writing chunk rows: binary COPY vs text COPY (store's table: tsvector, GIN, FK)",
+            "Ingest · writing chunk rows: binary vs text COPY (store's table: tsvector, GIN, FK)",
             ["method", "rows", "seconds", "rows/s", "rate vs binary"],
             [
                 crow("binary COPY (copy_records_to_table, as the store)", n, binary),
@@ -411,7 +412,7 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
                     f"binary {v['text_copy'] / v['binary_copy']:.1f}× faster",
                 ],
             ],
-            caption="The chunk table computes to_tsvector(text) on every row and updates GIN and btree "
-            "indexes, whatever the wire format; the vector-only rows isolate the encoding.",
+            caption="The chunk table computes to_tsvector(text) on every row and updates GIN and "
+            "btree indexes, whatever the wire format; the vector-only rows isolate the encoding.",
         )
     )

@@ -6,13 +6,21 @@ held-out points of the same distribution. Latency is that of ``vector_search`` i
 read-only transaction, exactly as the retriever calls it (BEGIN, SET LOCAL, SELECT,
 COMMIT: four round trips), and, for comparison, of the bare SELECT alone. Recall@10 is
 against brute-force cosine in numpy over the very same float32 vectors.
+
+Two experiments follow on the largest table, each answering a question the main table
+raises: does a larger ``efConstruction`` fix the queries HNSW loses (rebuilt through
+the store's own swap path), and what do exact scans cost when the vector stays in the
+heap instead of TOAST (``STORAGE PLAIN``, a table of its own).
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import gc
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +47,6 @@ from bench.common import (
     verdict,
 )
 from bench.data import (
-    ClusterShape,
     TextModel,
     clustered_vectors,
     documents_by_cluster,
@@ -49,17 +56,22 @@ from bench.data import (
     real_paragraphs,
     recall_at_k,
 )
+from ragapi.contract import RagIndexSpec
 from ragapi.store.indexes import IndexRecord, build_hnsw, ensure_index, quote_ident
 from ragapi.store.search import SearchFilters, has_iterative_scan, vector_search
 
 K = 10
 EF_VALUES = (10, 20, 40, 80, 160)
+EXPERIMENT_EF = (20, 40, 80)
+EXPERIMENT_BUILDS = ((16, 128), (16, 256))  # (m, efConstruction) beside the default 16/64
 FILTER_EF = 40  # the contract's default efSearch
 ROWS_PER_DOC = 20
 TAG_SHARES = {"rare": 0.10, "tiny": 0.01}  # fraction of rows, tagged at random
 TEAM_SHARE = 0.10  # fraction of documents (so topic-correlated rows)
 GOAL_RECALL = 0.98
 GOAL_P99_MS = 2.0
+LAT = ("p50 ms", "p99 ms")
+LOST = 0.5  # a query with recall below this found the wrong neighbourhood altogether
 WARMUP = 50
 
 
@@ -109,63 +121,78 @@ def select_sql(record: IndexRecord) -> str:
 class Run:
     latency: Latency
     recall: float
-    recall_min: float
-    full: float
+    lost: float  # share of queries with recall below LOST
+    full: float  # share of queries that got every row that exists (k, or all matches)
     strategies: dict[str, int]
     ef_used: dict[int, int]
 
 
+def score(found: list[list[int]], truth: npt.NDArray[np.int64]) -> tuple[float, float, float]:
+    recalls = recall_at_k(found, truth)
+    want = [min(K, int((t >= 0).sum())) for t in truth]
+    full = float(np.mean([len(f) >= w for f, w in zip(found, want, strict=True)]))
+    return float(np.mean(recalls)), float(np.mean([r < LOST for r in recalls])), full
+
+
+async def load_table(
+    conn: asyncpg.Connection, name: str, rows: ChunkSet, spec: RagIndexSpec, *, plain: bool
+) -> tuple[IndexRecord, float]:
+    """Create the index table, binary-COPY the rows, settle it and build HNSW."""
+    record = await ensure_index(conn, name, spec)
+    if plain:
+        # Experiment only: keep the vector in the heap tuple (text and tsvector go to TOAST).
+        await conn.execute(
+            f"ALTER TABLE {quote_ident(record.table)} ALTER COLUMN embedding SET STORAGE PLAIN"
+        )
+    await insert_documents(conn, name, TENANT, rows)
+    copy_s = await copy_chunks(conn, record, rows, TENANT)
+    # A settled table, as autovacuum leaves it: planner statistics, visibility map and
+    # hint bits set now rather than by a background worker during the timed queries.
+    await conn.execute(f"VACUUM ANALYZE {quote_ident(record.table)}")
+    record = await build_hnsw(conn, name)
+    await conn.execute("CHECKPOINT")  # flush the load's dirty pages before timing
+    return record, copy_s
+
+
 class Sizer:
-    """Measures one table size; ``conn`` is a plain connection with pgvector's codec."""
+    """Measures one table; ``conn`` is a plain connection with pgvector's codec."""
 
-    def __init__(self, conn: asyncpg.Connection, record: IndexRecord, ds: Dataset) -> None:
-        self.conn, self.record, self.ds = conn, record, ds
-        self.iterative = False
+    def __init__(
+        self, conn: asyncpg.Connection, record: IndexRecord, rows: ChunkSet, iterative: bool
+    ) -> None:
+        self.conn, self.record, self.rows, self.iterative = conn, record, rows, iterative
 
-    async def store_search(self, ef: int, tags: list[str], queries: Vectors, truth: Any) -> Run:
+    async def _search(self, q: Vectors, ef: int, filters: SearchFilters) -> Any:
+        async with self.conn.transaction(readonly=True):
+            return await vector_search(
+                self.conn,
+                self.record,
+                TENANT,
+                q,
+                k=K,
+                ef_search=ef,
+                filters=filters,
+                iterative=self.iterative,
+            )
+
+    async def store_search(
+        self, ef: int, tags: list[str], queries: Vectors, truth: npt.NDArray[np.int64]
+    ) -> Run:
         filters = SearchFilters(tags=tags)
         for q in queries[:WARMUP]:  # touch the index and heap pages first
-            async with self.conn.transaction(readonly=True):
-                await vector_search(
-                    self.conn,
-                    self.record,
-                    TENANT,
-                    q,
-                    k=K,
-                    ef_search=ef,
-                    filters=filters,
-                    iterative=self.iterative,
-                )
+            await self._search(q, ef, filters)
         seconds, found = [], []
         strategies: collections.Counter[str] = collections.Counter()
         efs: collections.Counter[int] = collections.Counter()
         for q in queries:
             started = time.perf_counter()
-            async with self.conn.transaction(readonly=True):
-                res = await vector_search(
-                    self.conn,
-                    self.record,
-                    TENANT,
-                    q,
-                    k=K,
-                    ef_search=ef,
-                    filters=filters,
-                    iterative=self.iterative,
-                )
+            res = await self._search(q, ef, filters)
             seconds.append(time.perf_counter() - started)
-            found.append([c.chunk_id - self.ds.rows.first_id for c in res.candidates])
+            found.append([c.chunk_id - self.rows.first_id for c in res.candidates])
             strategies[res.strategy] += 1
             efs[res.ef_search] += 1
-        recalls = recall_at_k(found, truth)
-        want = [min(K, int((t >= 0).sum())) for t in truth]
-        return Run(
-            latency=Latency.of(seconds),
-            recall=float(np.mean(recalls)),
-            recall_min=float(np.min(recalls)),
-            full=float(np.mean([len(f) >= w for f, w in zip(found, want, strict=True)])),
-            strategies=dict(strategies),
-            ef_used=dict(efs),
-        )
+        recall, lost, full = score(found, truth)
+        return Run(Latency.of(seconds), recall, lost, full, dict(strategies), dict(efs))
 
     async def bare_select(self, ef: int, queries: Vectors) -> Latency:
         sql = select_sql(self.record)
@@ -182,7 +209,7 @@ class Sizer:
             await self.conn.execute("RESET hnsw.ef_search")
         return Latency.of(seconds)
 
-    async def exact(self, queries: Vectors, truth: Any) -> Run:
+    async def exact(self, queries: Vectors, truth: npt.NDArray[np.int64]) -> Run:
         """The store's exact scan (plain index scans off), unfiltered, in a transaction."""
         sql = select_sql(self.record)
 
@@ -199,16 +226,9 @@ class Sizer:
             started = time.perf_counter()
             rows = await once(q)
             seconds.append(time.perf_counter() - started)
-            found.append([r["id"] - self.ds.rows.first_id for r in rows])
-        recalls = recall_at_k(found, truth)
-        return Run(
-            Latency.of(seconds),
-            float(np.mean(recalls)),
-            float(np.min(recalls)),
-            1.0,
-            {"exact": len(queries)},
-            {},
-        )
+            found.append([r["id"] - self.rows.first_id for r in rows])
+        recall, lost, full = score(found, truth)
+        return Run(Latency.of(seconds), recall, lost, full, {"exact": len(queries)}, {})
 
     async def explain(
         self, label: str, q: Vectors, settings: list[str], tags: list[str] | None = None
@@ -230,17 +250,15 @@ class Sizer:
             "settings": settings,
             "shape": plan_shape(plan),
             "execution_ms": top.get("Execution Time"),
-            "planning_ms": top.get("Planning Time"),
             "jit_ms": (top.get("JIT") or {}).get("Timing", {}).get("Total"),
             "shared_hit": plan.get("Shared Hit Blocks"),
             "shared_read": plan.get("Shared Read Blocks"),
-            "rows": plan.get("Actual Rows"),
             "plan": doc,
         }
 
 
 def plan_shape(plan: dict[str, Any]) -> str:
-    node = plan["Node Type"]
+    node = str(plan["Node Type"])
     if plan.get("Index Name"):
         node += f" {plan['Index Name']}"
     if plan.get("Workers Launched"):
@@ -249,72 +267,127 @@ def plan_shape(plan: dict[str, Any]) -> str:
     return node + ("" if not kids else " > " + " | ".join(plan_shape(k) for k in kids))
 
 
-async def measure_size(bench: Bench, n: int, n_queries: int, n_exact: int) -> dict[str, Any]:
+async def measure_size(
+    bench: Bench, n: int, n_queries: int, n_exact: int, experiments: bool
+) -> dict[str, Any]:
     name = f"bench-r{n // 1000}k"
-    bench.step(f"retrieval {n:,}: generating {n:,} clustered vectors, texts and tags")
+    bench.step(f"retrieval {n:,}: generating clustered vectors, chunk texts and tags")
     started = time.perf_counter()
     ds = make_dataset(n, n_queries, seed=n)
     gen_s = time.perf_counter() - started
     conn = await connect(bench.dsn)
+    iterative = await has_iterative_scan(conn)
+    out: dict[str, Any] = {"rows": n, "clusters": n_clusters(n + n_queries), "queries": n_queries}
     try:
-        record = await ensure_index(conn, name, index_spec(name))
-        await insert_documents(conn, name, TENANT, ds.rows)
-        bench.step(f"retrieval {n:,}: binary COPY into {record.table}")
-        copy_s = await copy_chunks(conn, record, ds.rows, TENANT)
-        # A settled table, as autovacuum leaves it: planner statistics, visibility map and
-        # hint bits set now rather than by a background worker during the timed queries.
-        await conn.execute(f"VACUUM ANALYZE {quote_ident(record.table)}")
-        bench.step(f"retrieval {n:,}: build_hnsw (m 16, efConstruction 64)")
-        started = time.perf_counter()
-        record = await build_hnsw(conn, name)
-        build_wall = time.perf_counter() - started
-        await conn.execute("CHECKPOINT")  # flush the load's dirty pages before timing
-        sizes = await table_sizes(conn, name)
-        sizer = Sizer(conn, record, ds)
-        sizer.iterative = await has_iterative_scan(conn)
-
+        # Move the dataset's millions of objects out of the collector's reach: a full
+        # collection over them would stall this client for milliseconds mid-measurement.
+        gc.collect()
+        gc.freeze()
+        bench.step(f"retrieval {n:,}: binary COPY, VACUUM ANALYZE, build_hnsw (m 16, efC 64)")
+        spec = index_spec(name)
+        record, copy_s = await load_table(conn, name, ds.rows, spec, plain=False)
+        sizer = Sizer(conn, record, ds.rows, iterative)
         truth = exact_topk(ds.rows.vectors, ds.queries, K)
+        out.update(
+            generate_seconds=gen_s,
+            copy_seconds=copy_s,
+            hnsw_build_seconds=record.hnsw_build_seconds,
+            bytes=await table_sizes(conn, name),
+        )
         unfiltered: dict[int, dict[str, Any]] = {}
         for ef in EF_VALUES:
             bench.step(f"retrieval {n:,}: {n_queries} queries at ef_search {ef}")
             run = await sizer.store_search(ef, [], ds.queries, truth)
-            bare = await sizer.bare_select(ef, ds.queries)
-            unfiltered[ef] = {"store": run, "select": bare}
+            unfiltered[ef] = {"store": run, "select": await sizer.bare_select(ef, ds.queries)}
+        out["unfiltered"] = unfiltered
         bench.step(f"retrieval {n:,}: exact scan, {n_exact} queries")
-        exact = await sizer.exact(ds.queries[:n_exact], truth[:n_exact])
-
-        filtered: dict[str, dict[str, Any]] = {}
-        for tag, mask in ds.masks.items():
-            bench.step(f"retrieval {n:,}: filtered by tag {tag!r} ({int(mask.sum()):,} rows)")
-            tag_truth = exact_topk(ds.rows.vectors, ds.queries, K, mask)
-            run = await sizer.store_search(FILTER_EF, [tag], ds.queries, tag_truth)
-            filtered[tag] = {"matching_rows": int(mask.sum()), "run": run}
-
+        out["exact"] = await sizer.exact(ds.queries[:n_exact], truth[:n_exact])
+        out["filtered"] = await filtered_runs(bench, sizer, ds)
         q = ds.queries[0]
-        plans = [
+        out["plans"] = [
             await sizer.explain("hnsw ef 40", q, ["SET LOCAL hnsw.ef_search = 40"]),
             await sizer.explain("exact (indexscan off)", q, ["SET LOCAL enable_indexscan = off"]),
             await sizer.explain(
                 "tag rare, hnsw ef 40", q, ["SET LOCAL hnsw.ef_search = 40"], ["rare"]
             ),
+            await sizer.explain(
+                "tag tiny, exact", q, ["SET LOCAL enable_indexscan = off"], ["tiny"]
+            ),
         ]
+        if experiments:
+            out["storage_plain"] = await storage_experiment(bench, conn, ds, n_exact, iterative)
+            out["builds"] = await build_experiment(bench, conn, name, spec, sizer, ds, truth)
     finally:
         await conn.close()
+        gc.unfreeze()
+    return out
+
+
+async def filtered_runs(bench: Bench, sizer: Sizer, ds: Dataset) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for tag, mask in ds.masks.items():
+        bench.step(f"retrieval {ds.n:,}: filtered by tag {tag!r} ({int(mask.sum()):,} rows)")
+        tag_truth = exact_topk(ds.rows.vectors, ds.queries, K, mask)
+        run = await sizer.store_search(FILTER_EF, [tag], ds.queries, tag_truth)
+        out[tag] = {"matching_rows": int(mask.sum()), "run": run}
+    return out
+
+
+async def storage_experiment(
+    bench: Bench, conn: asyncpg.Connection, ds: Dataset, n_exact: int, iterative: bool
+) -> dict[str, Any]:
+    """The same rows in a table whose vectors stay in the heap (``STORAGE PLAIN``).
+
+    pgvector declares ``vector`` with storage EXTERNAL; a 384-d vector is 1,540 bytes,
+    so with a chunk's text and tsvector the row passes the 2 kB TOAST threshold and the
+    vector is moved out of line: every exact scan then reads it back through TOAST.
+    """
+    name = f"bench-r{ds.n // 1000}k-plain"
+    bench.step(f"retrieval {ds.n:,}: experiment, same rows with embedding STORAGE PLAIN")
+    rows = dataclasses.replace(ds.rows, doc_ids=[uuid.uuid4() for _ in ds.rows.doc_ids])
+    record, copy_s = await load_table(conn, name, rows, index_spec(name), plain=True)
+    sizer = Sizer(conn, record, rows, iterative)
+    truth = exact_topk(rows.vectors, ds.queries, K)
+    plain_ds = dataclasses.replace(ds, rows=rows)
     return {
-        "rows": n,
-        "clusters": n_clusters(n + n_queries),
-        "queries": n_queries,
-        "generate_seconds": gen_s,
         "copy_seconds": copy_s,
-        "copy_rows_per_second": n / copy_s,
         "hnsw_build_seconds": record.hnsw_build_seconds,
-        "hnsw_build_wall_seconds": build_wall,
-        "bytes": sizes,
-        "unfiltered": unfiltered,
-        "exact": exact,
-        "filtered": filtered,
-        "plans": plans,
+        "bytes": await table_sizes(conn, name),
+        "exact": await sizer.exact(ds.queries[:n_exact], truth[:n_exact]),
+        "hnsw_ef40": await sizer.store_search(40, [], ds.queries, truth),
+        "filtered": await filtered_runs(bench, sizer, plain_ds),
     }
+
+
+async def build_experiment(
+    bench: Bench,
+    conn: asyncpg.Connection,
+    name: str,
+    spec: RagIndexSpec,
+    sizer: Sizer,
+    ds: Dataset,
+    truth: npt.NDArray[np.int64],
+) -> list[dict[str, Any]]:
+    """Rebuild with other HNSW parameters the way an operator would: a new spec through
+    ``ensure_index``, then ``build_hnsw`` builds beside the old index and swaps."""
+    out = []
+    for m, efc in EXPERIMENT_BUILDS:
+        bench.step(f"retrieval {ds.n:,}: experiment, rebuild HNSW with m {m}, efConstruction {efc}")
+        hnsw = spec.hnsw.model_copy(update={"m": m, "ef_construction": efc})
+        await ensure_index(conn, name, spec.model_copy(update={"hnsw": hnsw}))
+        sizer.record = await build_hnsw(conn, name)
+        await conn.execute("CHECKPOINT")
+        runs = {ef: await sizer.store_search(ef, [], ds.queries, truth) for ef in EXPERIMENT_EF}
+        out.append(
+            {
+                "m": m,
+                "ef_construction": efc,
+                "hnsw_build_seconds": sizer.record.hnsw_build_seconds,
+                "index_bytes": (await table_sizes(conn, name))["indexes"],
+                "runs": runs,
+            }
+        )
+    return out
 
 
 def calibration(bench: Bench, sizes: list[int]) -> dict[str, dict[str, float]]:
@@ -327,29 +400,13 @@ def calibration(bench: Bench, sizes: list[int]) -> dict[str, dict[str, float]]:
         out[f"MiniLM, {len(paragraphs)} real paragraphs"] = neighbour_profile(real)
     m = len(paragraphs) if len(paragraphs) >= 200 else 1000
     for n in sizes:
-        vectors, _ = clustered_vectors(n, seed=n, shape=ClusterShape())
+        vectors, _ = clustered_vectors(n, seed=n)
         pick = np.random.default_rng(0).choice(n, m, replace=False)
-        out[f"synthetic {n // 1000}k ({n_clusters(n)} clusters), {m} sampled"] = neighbour_profile(
-            vectors[pick]
-        )
+        label = f"synthetic {n // 1000}k, {n_clusters(n)} clusters ({m} sampled)"
+        out[label] = neighbour_profile(vectors[pick])
     uniform = np.random.default_rng(0).standard_normal((m, 384)).astype(np.float32)
-    out[f"uniform random (for contrast), {m}"] = neighbour_profile(uniform)
+    out[f"uniform random ({m})"] = neighbour_profile(uniform)
     return out
-
-
-def run(bench: Bench) -> dict[str, Any]:
-    sizes = [10_000] if bench.quick else [10_000, 100_000]
-    n_queries = 200 if bench.quick else 500
-    n_exact = 100 if bench.quick else 200
-    calib = calibration(bench, sizes)
-    results = {str(n): bench.run(measure_size(bench, n, n_queries, n_exact)) for n in sizes}
-    data = {"k": K, "calibration": calib, "sizes": results}
-    data["goal"] = goal(results[str(sizes[-1])])
-    env = environment(bench.run(server_info(bench)))
-    report(bench, data)
-    path = save(bench, "retrieval", data, env)
-    bench.console.print(f"[dim]wrote {path}[/dim]")
-    return data
 
 
 async def server_info(bench: Bench) -> dict[str, Any]:
@@ -360,26 +417,58 @@ async def server_info(bench: Bench) -> dict[str, Any]:
             "pgvector": await conn.fetchval(
                 "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
             ),
-            "jit": await conn.fetchval("SHOW jit"),
             "shared_buffers": await conn.fetchval("SHOW shared_buffers"),
+            "jit": await conn.fetchval("SHOW jit"),
         }
     finally:
         await conn.close()
 
 
+def run(bench: Bench) -> dict[str, Any]:
+    sizes = [10_000] if bench.quick else [10_000, 100_000]
+    n_queries = 200 if bench.quick else 500
+    n_exact = 100 if bench.quick else 200
+    calib = calibration(bench, sizes)
+    results = {
+        str(n): bench.run(measure_size(bench, n, n_queries, n_exact, n == sizes[-1])) for n in sizes
+    }
+    data: dict[str, Any] = {"k": K, "calibration": calib, "sizes": results}
+    data["goal"] = goal(results[str(sizes[-1])])
+    env = environment(bench.run(server_info(bench)))
+    report(bench, data)
+    path = save(bench, "retrieval", data, env)
+    bench.console.print(f"[dim]wrote {path}[/dim]")
+    return data
+
+
 def goal(size: dict[str, Any]) -> dict[str, Any]:
-    """The smallest ef_search reaching the recall goal, and whether its p99 fits."""
-    for ef, r in size["unfiltered"].items():
-        run: Run = r["store"]
-        if run.recall >= GOAL_RECALL:
-            return {
-                "rows": size["rows"],
-                "ef_search": ef,
-                "recall": run.recall,
-                "p99_ms": run.latency.p99,
-                "met": run.latency.p99 <= GOAL_P99_MS,
-            }
-    return {"rows": size["rows"], "ef_search": None, "met": False}
+    """The smallest ef_search meeting both goals with the default build (m 16, efC 64);
+    failing that, the run with the best recall, to show what is missing."""
+    runs: list[tuple[int, Run]] = [(ef, r["store"]) for ef, r in size["unfiltered"].items()]
+    met = [
+        (ef, run)
+        for ef, run in runs
+        if run.recall >= GOAL_RECALL and run.latency.p99 <= GOAL_P99_MS
+    ]
+    ef, run = met[0] if met else max(runs, key=lambda er: er[1].recall)
+    out = {
+        "rows": size["rows"],
+        "ef_search": ef,
+        "recall": run.recall,
+        "p99_ms": run.latency.p99,
+        "met": bool(met),
+    }
+    for b in size.get("builds", []):
+        ok = [
+            e
+            for e, r in b["runs"].items()
+            if r.recall >= GOAL_RECALL and r.latency.p99 <= GOAL_P99_MS
+        ]
+        out[f"met_with_m{b['m']}_efc{b['ef_construction']}_at_ef"] = ok[0] if ok else None
+    return out
+
+
+# ------------------------------------------------------------------ tables
 
 
 def report(bench: Bench, data: dict[str, Any]) -> None:
@@ -389,9 +478,10 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
     c.print(
         table(
             "Retrieval · vector shape: synthetic clusters vs real MiniLM embeddings",
-            ["point set", *keys],
-            [[label, *(f"{v[k]:.3f}" for k in keys)] for label, v in cal.items()],
-            caption="Same number of points in each row; nn cosines and LID depend on density.",
+            ["statistic", *cal],
+            [[k, *(f"{v[k]:.3g}" for v in cal.values())] for k in keys],
+            caption="Equal point counts per column; neighbour cosines and local dimension depend "
+            "on density, so the 100k sample (more topics, same count) is sparser.",
         )
     )
     rows = []
@@ -401,7 +491,7 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
             [
                 f"{int(n):,}",
                 str(s["clusters"]),
-                f"{s['copy_seconds']:.2f} s ({s['copy_rows_per_second']:,.0f}/s)",
+                f"{s['copy_seconds']:.2f} s ({int(n) / s['copy_seconds']:,.0f}/s)",
                 f"{s['hnsw_build_seconds']:.1f} s",
                 f"{b['heap'] / 2**20:.0f} MB",
                 f"{b['toast'] / 2**20:.0f} MB",
@@ -411,119 +501,201 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
     c.print(
         table(
             "Retrieval · load and HNSW build (m 16, efConstruction 64)",
-            ["rows", "clusters", "binary COPY", "HNSW build", "heap", "TOAST", "indexes"],
+            ["rows", "clusters", "binary COPY", "HNSW build", "heap", "TOAST", "all indexes"],
             rows,
-            caption="COPY includes the generated tsvector and the GIN/btree indexes; build via build_hnsw.",
+            caption="COPY time includes the generated tsvector, GIN and btree indexes.",
         )
     )
     for n, s in data["sizes"].items():
-        ex: Run = s["exact"]
-        rows = []
-        for ef, r in s["unfiltered"].items():
-            run: Run = r["store"]
-            bare: Latency = r["select"]
+        report_size(bench, int(n), s, data["k"])
+    g = data["goal"]
+    what = "smallest ef_search meeting both" if g["met"] else "best recall"
+    c.print(
+        f"Goal at {g['rows']:,} chunks (recall@10 ≥ {GOAL_RECALL}, txn p99 ≤ {GOAL_P99_MS} ms) "
+        f"with the default build m 16, efC 64: {verdict(g['met'])} — {what}: ef_search "
+        f"{g['ef_search']}, recall {g['recall']:.4f}, txn p99 {g['p99_ms']:.2f} ms"
+    )
+    for key, ef in g.items():
+        if key.startswith("met_with_"):
+            build = key.removeprefix("met_with_").removesuffix("_at_ef").replace("_", ", ")
+            found = f"at ef_search {ef}" if ef else f"at no ef_search of {EXPERIMENT_EF}"
+            c.print(f"  rebuilt with {build}: {verdict(ef is not None)} {found}")
+
+
+def report_size(bench: Bench, n: int, s: dict[str, Any], k: int) -> None:
+    c = bench.console
+    ex: Run = s["exact"]
+    rows = []
+    for ef, r in s["unfiltered"].items():
+        run: Run = r["store"]
+        bare: Latency = r["select"]
+        rows.append(
+            [
+                f"HNSW ef {ef}",
+                f"{run.recall:.4f}",
+                f"{run.lost:.1%}",
+                ms(run.latency.p50),
+                ms(run.latency.p99),
+                ms(bare.p50),
+                ms(bare.p99),
+                f"{run.latency.p50 / ex.latency.p50:.4f}",
+                verdict(run.recall >= GOAL_RECALL and run.latency.p99 <= GOAL_P99_MS),
+            ]
+        )
+    rows.append(
+        [
+            "exact scan",
+            f"{ex.recall:.4f}",
+            f"{ex.lost:.1%}",
+            ms(ex.latency.p50),
+            ms(ex.latency.p99),
+            "",
+            "",
+            "1",
+            "",
+        ]
+    )
+    c.print(
+        table(
+            f"Retrieval · {n:,} chunks × 384 d, top {k}, {s['queries']} held-out queries "
+            f"(exact scan: {ex.latency.n})",
+            [
+                "search",
+                "recall@10",
+                "lost",
+                "txn p50 ms",
+                "txn p99 ms",
+                "SELECT p50",
+                "SELECT p99",
+                "HNSW/exact p50",
+                "goal",
+            ],
+            rows,
+            caption="txn = vector_search in a read-only transaction, as the retriever runs it; "
+            "SELECT = the statement alone. lost = queries with recall < 0.5. "
+            f"Goal: recall ≥ {GOAL_RECALL} with txn p99 ≤ {GOAL_P99_MS} ms.",
+        )
+    )
+    c.print(filtered_table(f"Retrieval · filtered by tag, {n:,} chunks", n, s["filtered"], k))
+    c.print(
+        table(
+            f"Retrieval · query plans, {n:,} chunks (EXPLAIN ANALYZE, one query)",
+            ["query", "plan", "exec ms", "buffers hit/read"],
+            [
+                [
+                    p["label"],
+                    p["shape"],
+                    ms(p["execution_ms"] or float("nan")),
+                    f"{p['shared_hit']}/{p['shared_read']}",
+                ]
+                for p in s["plans"]
+            ],
+        )
+    )
+    if "storage_plain" in s:
+        report_storage(bench, n, s, k)
+    if "builds" in s:
+        report_builds(bench, n, s)
+
+
+def filtered_table(title: str, n: int, filtered: dict[str, Any], k: int) -> Any:
+    rows = []
+    for tag, f in filtered.items():
+        run: Run = f["run"]
+        rows.append(
+            [
+                tag,
+                f"{f['matching_rows']:,} ({f['matching_rows'] / n:.1%})",
+                ", ".join(f"{s} {v}" for s, v in sorted(run.strategies.items())),
+                ", ".join(f"{e}:{v}" for e, v in sorted(run.ef_used.items())),
+                f"{run.full:.1%}",
+                f"{run.recall:.4f}",
+                ms(run.latency.p50),
+                ms(run.latency.p99),
+            ]
+        )
+    return table(
+        f"{title} (ef_search {FILTER_EF}, top {k})",
+        ["tag", "matching rows", "strategy: queries", "ef: queries", "full", "recall@10", *LAT],
+        rows,
+        caption="rare, tiny: random rows; team: 10% of documents, so topic-correlated. "
+        "Recall against exact filtered search in numpy; full = got min(k, matches) rows.",
+    )
+
+
+def report_storage(bench: Bench, n: int, s: dict[str, Any], k: int) -> None:
+    p = s["storage_plain"]
+    ef40: Run = s["unfiltered"][40]["store"]
+
+    def row(label: str, b: dict[str, int], exact: Run, hnsw: Run, f: dict[str, Any]) -> list[str]:
+        return [
+            label,
+            f"{b['heap'] / 2**20:.0f} / {b['toast'] / 2**20:.0f} MB",
+            f"{ms(exact.latency.p50)} / {ms(exact.latency.p99)}",
+            f"{ms(hnsw.latency.p50)} / {ms(hnsw.latency.p99)}",
+            *(f"{ms(f[t]['run'].latency.p50)} / {ms(f[t]['run'].latency.p99)}" for t in f),
+        ]
+
+    tags = list(s["filtered"])
+    bench.console.print(
+        table(
+            f"Retrieval · experiment: where the vector is stored, {n:,} chunks (p50 / p99 ms)",
+            ["embedding storage", "heap / TOAST", "exact scan", "HNSW ef 40"]
+            + [f"tag {t}" for t in tags],
+            [
+                row("EXTERNAL (pgvector default)", s["bytes"], s["exact"], ef40, s["filtered"]),
+                row(
+                    "PLAIN (kept in the heap)",
+                    p["bytes"],
+                    p["exact"],
+                    p["hnsw_ef40"],
+                    p["filtered"],
+                ),
+            ],
+            caption="Same rows, same queries; PLAIN set by ALTER TABLE in this benchmark only. "
+            f"Exact-scan speed-up: {ratio(s['exact'].latency.p50, p['exact'].latency.p50, 1)}.",
+        )
+    )
+
+
+def report_builds(bench: Bench, n: int, s: dict[str, Any]) -> None:
+    rows = []
+    base = {
+        "m": 16,
+        "ef_construction": 64,
+        "hnsw_build_seconds": s["hnsw_build_seconds"],
+        "index_bytes": None,
+        "runs": {ef: s["unfiltered"][ef]["store"] for ef in EXPERIMENT_EF},
+    }
+    for b in [base, *s["builds"]]:
+        for ef, run in b["runs"].items():
             rows.append(
                 [
-                    f"HNSW ef {ef}",
+                    f"m {b['m']}, efC {b['ef_construction']}",
+                    f"{b['hnsw_build_seconds']:.1f} s",
+                    str(ef),
                     f"{run.recall:.4f}",
-                    f"{run.recall_min:.1f}",
+                    f"{run.lost:.1%}",
                     ms(run.latency.p50),
                     ms(run.latency.p99),
-                    ms(bare.p50),
-                    ms(bare.p99),
-                    ratio(run.latency.p50, ex.latency.p50, 3),
                     verdict(run.recall >= GOAL_RECALL and run.latency.p99 <= GOAL_P99_MS),
                 ]
             )
-        rows.append(
+    bench.console.print(
+        table(
+            f"Retrieval · experiment: HNSW build parameters, {n:,} chunks (rebuilt via build_hnsw)",
             [
-                "exact scan",
-                f"{ex.recall:.4f}",
-                f"{ex.recall_min:.1f}",
-                ms(ex.latency.p50),
-                ms(ex.latency.p99),
-                "",
-                "",
-                "1×",
-                "",
-            ]
+                "build",
+                "build time",
+                "ef_search",
+                "recall@10",
+                "lost",
+                "txn p50 ms",
+                "txn p99 ms",
+                "goal",
+            ],
+            rows,
+            caption="lost = queries whose search stayed in the wrong topic (recall < 0.5): "
+            "with efConstruction below a topic's size, layer-0 links rarely leave the topic.",
         )
-        c.print(
-            table(
-                f"Retrieval · {int(n):,} chunks × 384 d, top {data['k']}, {s['queries']} held-out queries "
-                f"(exact: {ex.latency.n})",
-                [
-                    "search",
-                    "recall@10",
-                    "min",
-                    "txn p50 ms",
-                    "txn p99 ms",
-                    "SELECT p50",
-                    "SELECT p99",
-                    "p50 vs exact",
-                    "goal",
-                ],
-                rows,
-                caption=f"txn = vector_search in a read-only transaction, as the retriever runs it; "
-                f"SELECT = the bare statement. Goal: recall ≥ {GOAL_RECALL} with txn p99 ≤ {GOAL_P99_MS} ms.",
-            )
-        )
-        rows = []
-        for tag, f in s["filtered"].items():
-            run = f["run"]
-            rows.append(
-                [
-                    tag,
-                    f"{f['matching_rows']:,} ({f['matching_rows'] / int(n):.1%})",
-                    ", ".join(f"{k} {v}" for k, v in sorted(run.strategies.items())),
-                    ", ".join(f"{k}:{v}" for k, v in sorted(run.ef_used.items())),
-                    f"{run.full:.1%}",
-                    f"{run.recall:.4f}",
-                    ms(run.latency.p50),
-                    ms(run.latency.p99),
-                ]
-            )
-        c.print(
-            table(
-                f"Retrieval · filtered by tag, {int(n):,} chunks (ef_search {FILTER_EF}, top {data['k']})",
-                [
-                    "tag",
-                    "matching rows",
-                    "strategy (queries)",
-                    "ef used:queries",
-                    "full 10",
-                    "recall@10",
-                    "p50 ms",
-                    "p99 ms",
-                ],
-                rows,
-                caption="rare/tiny: random rows; team: 10% of documents, so topic-correlated. "
-                "Recall against exact filtered search in numpy.",
-            )
-        )
-        c.print(
-            table(
-                f"Retrieval · query plans, {int(n):,} chunks (EXPLAIN ANALYZE, one query)",
-                ["query", "plan", "exec ms", "JIT ms", "buffers hit/read"],
-                [
-                    [
-                        p["label"],
-                        p["shape"],
-                        ms(p["execution_ms"] or float("nan")),
-                        ms(p["jit_ms"] or float("nan")),
-                        f"{p['shared_hit']}/{p['shared_read']}",
-                    ]
-                    for p in s["plans"]
-                ],
-            )
-        )
-    g = data["goal"]
-    if g.get("ef_search") is None:
-        c.print(
-            f"Goal at {g['rows']:,}: no ef_search reached recall@10 ≥ {GOAL_RECALL}: {verdict(False)}"
-        )
-    else:
-        c.print(
-            f"Goal at {g['rows']:,}: smallest ef_search with recall@10 ≥ {GOAL_RECALL} is {g['ef_search']} "
-            f"(recall {g['recall']:.4f}), txn p99 {g['p99_ms']:.2f} ms vs ≤ {GOAL_P99_MS} ms: {verdict(g['met'])}"
-        )
+    )

@@ -34,20 +34,40 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _measure(n: int, url: str, redis_url: str) -> dict[str, dict[str, float]]:
-    pool = InferencePoolSpec.model_validate({"purpose": "chat", "providers": [
-        {"name": "llm", "type": "openai", "baseURL": url, "model": "m", "maxRetries": 0}]})
-    budget = ProviderBudgetSpec.model_validate({
-        "poolRef": {"name": "p-budget"}, "provider": "llm", "period": "daily",
-        "limit": {"usd": "1000000"}, "rateLimits": {"requestsPerMinute": 1_000_000},
-        "pricing": [{"model": "m", "inputPer1M": "0.15", "outputPer1M": "0.60"}]})
+    pool = InferencePoolSpec.model_validate(
+        {
+            "purpose": "chat",
+            "providers": [
+                {"name": "llm", "type": "openai", "baseURL": url, "model": "m", "maxRetries": 0}
+            ],
+        }
+    )
+    budget = ProviderBudgetSpec.model_validate(
+        {
+            "poolRef": {"name": "p-budget"},
+            "provider": "llm",
+            "period": "daily",
+            "limit": {"usd": "1000000"},
+            "rateLimits": {"requestsPerMinute": 1_000_000},
+            "pricing": [{"model": "m", "inputPer1M": "0.15", "outputPer1M": "0.60"}],
+        }
+    )
     redis = aioredis.Redis.from_url(redis_url)
     plain = ChatRouter()
-    budgeted = ChatRouter(ledger=BudgetLedger(redis, "bench"), rates=ProviderRateLimiter(storage_for(redis_url)),
-                          budgets=lambda: {"b": budget})
+    budgeted = ChatRouter(
+        ledger=BudgetLedger(redis, "bench"),
+        rates=ProviderRateLimiter(storage_for(redis_url)),
+        budgets=lambda: {"b": budget},
+    )
     direct = plain.factory.get(pool.providers[0])
     hit = Hit(1, "d", "s.md", "", "Disks fill up. Delete old segments.", 8, 1.0)
-    request = ChatRequest(question="disk?", hits=[hit], messages=[
-        {"role": "user", "content": "[1] (source: s.md)\nDisks fill up.\n\nQuestion: disk?"}])
+    request = ChatRequest(
+        question="disk?",
+        hits=[hit],
+        messages=[
+            {"role": "user", "content": "[1] (source: s.md)\nDisks fill up.\n\nQuestion: disk?"}
+        ],
+    )
     paths = {
         "direct": lambda: direct.complete(request),
         "router": lambda: plain.complete("p", pool, request),
@@ -63,7 +83,10 @@ async def _measure(n: int, url: str, redis_url: str) -> dict[str, dict[str, floa
             await call()
             times[name].append(time.perf_counter() - started)
     await redis.aclose()
-    out = {k: {"p50_ms": statistics.median(v) * 1000, "p99_ms": _pct(v, 99) * 1000} for k, v in times.items()}
+    out = {
+        k: {"p50_ms": statistics.median(v) * 1000, "p99_ms": _pct(v, 99) * 1000}
+        for k, v in times.items()
+    }
     for k in ("router", "router+budget"):
         out[k]["overhead_p50_ms"] = out[k]["p50_ms"] - out["direct"]["p50_ms"]
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -16,13 +17,12 @@ from ragapi.auth import KeyVerifier
 from ragapi.budgets import BudgetLedger
 from ragapi.embedders import EmbedderRegistry
 from ragapi.embedding.base import Embedder
-from ragapi.errors import DependencyUnavailable
 from ragapi.http import BodyLimitMiddleware, RequestContextMiddleware, install_error_handlers
 from ragapi.ingest import Ingestor
 from ragapi.ratelimit import CallerLimiter, ProviderRateLimiter, storage_for
 from ragapi.retriever import Retriever
 from ragapi.router import ChatRouter
-from ragapi.routes import chat, documents, health, indexes, ratelimits, search
+from ragapi.routes import chat, documents, health, indexes, jobs, ratelimits, search
 from ragapi.routing import Routing, RoutingWatcher
 from ragapi.settings import Settings, get_settings
 from ragapi.state import AppState
@@ -30,6 +30,7 @@ from ragapi.store.db import create_pool
 from ragapi.store.indexes import build_hnsw, ensure_index
 from ragapi.store.migrations import migrate
 from ragapi.tracing import configure_tracing, instrument, shutdown_tracing, tracing_requested
+from ragapi.worker import IngestWorker
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +48,85 @@ async def make_indexes_ready(state: AppState, routing: Routing) -> None:
         log.info("index_ready", index=name)
 
 
+@asynccontextmanager
+async def open_state(
+    settings: Settings, default_embedder: Callable[[], Embedder] | None = None
+) -> AsyncIterator[AppState]:
+    """Clients and services for one process (the API, or a `ragline worker`)."""
+    problems = settings.problems()
+    if problems:
+        raise RuntimeError("refusing to start: " + "; ".join(problems))
+    assert settings.database_url is not None and settings.redis_url is not None
+    tracing = configure_tracing()
+    dsn = settings.database_url.get_secret_value()
+    # Migrations first, on a plain connection: they create the `vector` type that every
+    # pooled connection registers a codec for.
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    redis = aioredis.Redis.from_url(
+        settings.redis_url.get_secret_value(),
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+    )
+    storage = storage_for(settings.redis_url.get_secret_value())
+    watcher = RoutingWatcher(settings.routing_file)
+    router = ChatRouter(
+        ledger=BudgetLedger(redis, settings.namespace, settings.budget_reservation_grace_seconds),
+        rates=ProviderRateLimiter(storage),
+        budgets=lambda: watcher.current.budgets,
+    )
+    embedders = EmbedderRegistry(settings, default_embedder)
+    retriever = Retriever(pool)
+    state = AppState(
+        settings=settings,
+        pool=pool,
+        redis=redis,
+        routing=watcher,
+        embedders=embedders,
+        ingestor=Ingestor(pool, settings.max_upload_bytes),
+        retriever=retriever,
+        answerer=Answerer(retriever, router),
+        keys=KeyVerifier(pool),
+        callers=CallerLimiter(
+            storage, settings.rate_limit, fail_open=settings.rate_limit_fail_open
+        ),
+    )
+    if settings.manage_indexes:
+
+        async def on_change(routing: Routing) -> None:
+            await make_indexes_ready(state, routing)
+
+        state.routing.on_change = on_change
+    await state.routing.refresh()
+    if not state.routing.loaded:
+        # In a cluster the operator may not have written the ConfigMap yet: serve, report
+        # not-ready, and pick it up when it appears (no crash loop).
+        log.warning("routing_not_loaded", path=str(settings.routing_file),
+                    error=state.routing.last_error)  # fmt: skip
+    state.routing.start()
+    log.info(
+        "api_started",
+        version=__version__,
+        tracing=tracing,
+        indexes=sorted(state.routing.current.indexes),
+    )
+    try:
+        yield state
+    finally:
+        await state.routing.stop()
+        await router.factory.aclose()
+        await embedders.aclose()
+        await redis.aclose()
+        await pool.close()
+        if tracing:
+            shutdown_tracing()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -56,82 +136,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        problems = settings.problems()
-        if problems:
-            raise RuntimeError("refusing to start: " + "; ".join(problems))
-        assert settings.database_url is not None and settings.redis_url is not None
-        tracing = configure_tracing()
-        dsn = settings.database_url.get_secret_value()
-        # Migrations first, on a plain connection: they create the `vector` type that every
-        # pooled connection registers a codec for.
-        conn = await asyncpg.connect(dsn)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        pool = await create_pool(
-            dsn,
-            min_size=settings.db_pool_min,
-            max_size=settings.db_pool_max,
-        )
-        redis = aioredis.Redis.from_url(
-            settings.redis_url.get_secret_value(),
-            socket_timeout=2,
-            socket_connect_timeout=2,
-            health_check_interval=30,
-        )
-        storage = storage_for(settings.redis_url.get_secret_value())
-        watcher = RoutingWatcher(settings.routing_file)
-        router = ChatRouter(
-            ledger=BudgetLedger(
-                redis, settings.namespace, settings.budget_reservation_grace_seconds
-            ),
-            rates=ProviderRateLimiter(storage),
-            budgets=lambda: watcher.current.budgets,
-        )
-        embedders = EmbedderRegistry(settings, default_embedder)
-        retriever = Retriever(pool)
-        state = AppState(
-            settings=settings,
-            pool=pool,
-            redis=redis,
-            routing=watcher,
-            embedders=embedders,
-            ingestor=Ingestor(pool, settings.max_upload_bytes),
-            retriever=retriever,
-            answerer=Answerer(retriever, router),
-            keys=KeyVerifier(pool),
-            callers=CallerLimiter(
-                storage, settings.rate_limit, fail_open=settings.rate_limit_fail_open
-            ),
-        )
-        if settings.manage_indexes:
-
-            async def on_change(routing: Routing) -> None:
-                await make_indexes_ready(state, routing)
-
-            state.routing.on_change = on_change
-        await state.routing.refresh()
-        if settings.routing_file is not None and not state.routing.loaded:
-            raise DependencyUnavailable(f"routing file unusable: {state.routing.last_error}")
-        state.routing.start()
-        app.state.ragline = state
-        log.info(
-            "api_started",
-            version=__version__,
-            tracing=tracing,
-            indexes=sorted(state.routing.current.indexes),
-        )
-        try:
-            yield
-        finally:
-            await state.routing.stop()
-            await router.factory.aclose()
-            await embedders.aclose()
-            await redis.aclose()
-            await pool.close()
-            if tracing:
-                shutdown_tracing()
+        async with open_state(settings, default_embedder) as state:
+            stop = asyncio.Event()
+            workers = [
+                asyncio.create_task(IngestWorker(state, f"worker-{n}").run(stop))
+                for n in range(settings.ingest_workers)
+            ]
+            app.state.ragline = state
+            try:
+                yield
+            finally:
+                stop.set()
+                await asyncio.gather(*workers, return_exceptions=True)
 
     app = FastAPI(
         title="Ragline",
@@ -140,7 +156,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, indexes, documents, search, chat, ratelimits):
+    for module in (health, indexes, documents, jobs, search, chat, ratelimits):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + ENVELOPE_BYTES)
     app.add_middleware(RequestContextMiddleware)

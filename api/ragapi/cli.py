@@ -67,6 +67,31 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs processed at once.")] = 1,
+) -> None:
+    """Process ingestion jobs only (no HTTP): for scaling ingestion apart from queries."""
+    import signal
+
+    from ragapi.app import open_state
+    from ragapi.worker import IngestWorker
+
+    settings = _settings()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with open_state(settings) as state:
+            await asyncio.gather(
+                *(IngestWorker(state, f"worker-{n}").run(stop) for n in range(concurrency))
+            )
+
+    asyncio.run(run())
+
+
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant the key belongs to.")] = "default",

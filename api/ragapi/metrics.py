@@ -69,3 +69,5 @@ INGEST_DOCUMENTS = Counter(
 DEPENDENCY_UP = Gauge(
     "ragline_dependency_up", "Dependency reachable (1) or not (0)", ["dependency"]
 )
+INGEST_JOBS = Counter("ragline_ingest_jobs_total", "Ingestion job outcomes", ["result"])
+INGEST_JOBS_BACKLOG = Gauge("ragline_ingest_backlog_jobs", "Ingestion jobs by state", ["state"])

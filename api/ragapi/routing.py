@@ -155,7 +155,11 @@ class RoutingWatcher:
         if self.path is None:
             return False
         signature = self._stat()
-        if signature is None or signature == self._signature:
+        if signature is None:
+            if not self.loaded:
+                self.last_error = f"{self.path} does not exist (yet)"
+            return False
+        if signature == self._signature:
             return False
         try:
             text = await asyncio.to_thread(self.path.read_text)

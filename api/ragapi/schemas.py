@@ -52,6 +52,25 @@ class DocumentWritten(BaseModel):
     chunks_written: int
 
 
+class JobAccepted(BaseModel):
+    job_id: uuid.UUID
+    state: str
+    status_url: str
+
+
+class JobPublic(BaseModel):
+    id: uuid.UUID
+    index: str
+    state: str = Field(description="queued, running, succeeded, failed (permanent) or dead")
+    attempts: int
+    max_attempts: int
+    progress: dict[str, Any]
+    result: DocumentWritten | None = None
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
 class VersionPublic(BaseModel):
     version: int
     content_type: str

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
         description="Make every RagIndex of the routing file ready (tables, HNSW) at start and "
         "on change; the chart turns it off because the operator does it in a cluster.",
     )
+    ingest_workers: int = Field(
+        default=1, ge=0, le=32, description="Ingestion job workers in this process (0: none)."
+    )
+    ingest_async_bytes: int = Field(
+        default=1024 * 1024,
+        ge=0,
+        description="Uploads larger than this become jobs (202 + GET /v1/jobs/{id}).",
+    )
+    ingest_max_attempts: int = Field(default=5, ge=1, le=100)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)

@@ -50,3 +50,42 @@ def test_new_index_appears_and_broken_file_keeps_last_good(
         assert "routing_invalid" in (tmp_path / "api.log").read_text()
     finally:
         stop_api(api)
+
+
+def test_missing_routing_file_is_not_ready_until_it_appears(
+    stack: EmbeddedStack, tmp_path: Path
+) -> None:
+    routing = tmp_path / "later.yaml"  # the operator has not written the ConfigMap yet
+    import os
+    import subprocess
+
+    from ragapi.embedded import free_port
+    from tests.conftest import RAGLINE
+
+    port = free_port()
+    env = {**os.environ, **stack.environ(), "RAGLINE_ROUTING_FILE": str(routing)}
+    log = (tmp_path / "api.log").open("wb")
+    proc = subprocess.Popen(
+        [RAGLINE, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ready = httpx.get(f"{url}/readyz", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None, "the API exited instead of waiting for its routing"
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert ready.status_code == 503
+        assert "does not exist" in ready.json()["checks"]["routing"]
+        routing.write_text(FIRST)
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{url}/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "routing file not picked up"
+            time.sleep(0.3)
+    finally:
+        proc.terminate()
+        proc.wait(20)

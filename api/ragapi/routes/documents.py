@@ -7,11 +7,18 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from ragapi.deps import PrincipalDep, ReadableIndex, StateDep, WritableIndex
-from ragapi.errors import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
+from ragapi.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from ragapi.ingest import DocumentUpload, IngestResult
 from ragapi.parsing import resolve_content_type
 from ragapi.routes._errors import errors
@@ -21,9 +28,12 @@ from ragapi.schemas import (
     DocumentPublic,
     DocumentUpdate,
     DocumentWritten,
+    JobAccepted,
     VersionPublic,
 )
 from ragapi.store import documents as docs
+from ragapi.store import jobs as job_store
+from ragapi.worker import trace_carrier
 
 router = APIRouter(prefix="/v1/indexes/{index}/documents", tags=["documents"])
 
@@ -111,6 +121,41 @@ async def _read_upload(request: Request, *, needs_source: bool) -> DocumentUploa
     )
 
 
+async def _enqueue(
+    state: StateDep,
+    tenant: str,
+    record: Any,
+    upload: DocumentUpload,
+    document_id: uuid.UUID | None = None,
+) -> JSONResponse:
+    job = await job_store.enqueue(
+        state.pool, tenant=tenant, index=record.name,
+        payload={"source": upload.source, "content_type": upload.content_type,
+                 "tags": upload.tags, "metadata": upload.metadata,
+                 "document_id": str(document_id) if document_id else None},
+        data=upload.data, max_attempts=state.settings.ingest_max_attempts,
+        trace_context=trace_carrier(),
+    )  # fmt: skip
+    body = JobAccepted(job_id=job.id, state=job.state, status_url=f"/v1/jobs/{job.id}")
+    return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED,
+                        headers={"Location": body.status_url})  # fmt: skip
+
+
+def _wants_job(state: StateDep, upload: DocumentUpload, asynchronous: bool | None) -> bool:
+    if asynchronous is not None:
+        return asynchronous
+    return len(upload.data) > state.settings.ingest_async_bytes
+
+
+AsyncParam = Annotated[
+    bool | None,
+    Query(
+        alias="async",
+        description="Queue as a job (202); default: only uploads over RAGLINE_INGEST_ASYNC_BYTES",
+    ),
+]
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -118,6 +163,7 @@ async def _read_upload(request: Request, *, needs_source: bool) -> DocumentUploa
     summary="Upload a document (JSON or multipart); an unchanged re-upload writes nothing",
     responses={
         200: {"model": DocumentWritten, "description": "Unchanged: nothing written"},
+        202: {"model": JobAccepted, "description": "Queued as an ingestion job"},
         **errors(403, 404, 413, 415),
     },
     openapi_extra=_UPLOAD_BODY,
@@ -128,8 +174,16 @@ async def upload_document(
     state: StateDep,
     principal: PrincipalDep,
     record: WritableIndex,
-) -> DocumentWritten:
+    asynchronous: AsyncParam = None,
+) -> DocumentWritten | JSONResponse:
     upload = await _read_upload(request, needs_source=True)
+    if _wants_job(state, upload, asynchronous):
+        if len(upload.data) > state.settings.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"document is {len(upload.data)} bytes; the limit is "
+                f"{state.settings.max_upload_bytes}"
+            )
+        return await _enqueue(state, principal.tenant, record, upload)
     result = await state.ingestor.ingest(record, principal.tenant, upload, state.embedder(record))
     state.forget_index(record.name)
     if not result.changed:
@@ -212,7 +266,7 @@ async def get_document(
     "/{document_id}",
     response_model=DocumentWritten,
     summary="Upload a new version (JSON or multipart)",
-    responses=errors(403, 404, 413, 415),
+    responses={**errors(403, 404, 413, 415), 202: {"model": JobAccepted}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -231,12 +285,16 @@ async def put_document(
     state: StateDep,
     principal: PrincipalDep,
     record: WritableIndex,
-) -> DocumentWritten:
+    asynchronous: AsyncParam = None,
+) -> DocumentWritten | JSONResponse:
     upload = await _read_upload(request, needs_source=False)
-    if upload.source:
-        current = await _live(state, principal.tenant, record.name, document_id)
-        if upload.source != current.source:
-            raise BadRequest("a document's source cannot change; upload a new document instead")
+    current = await _live(state, principal.tenant, record.name, document_id)
+    if upload.source and upload.source != current.source:
+        raise BadRequest("a document's source cannot change; upload a new document instead")
+    if _wants_job(state, upload, asynchronous):
+        upload = DocumentUpload(current.source, upload.data, upload.content_type, upload.tags,
+                                upload.metadata)  # fmt: skip
+        return await _enqueue(state, principal.tenant, record, upload, document_id)
     result = await state.ingestor.ingest(
         record, principal.tenant, upload, state.embedder(record), document_id=document_id
     )
