@@ -41,10 +41,10 @@ format: $(STAMP)
 	$(BIN)/ruff format api operator tests bench
 	$(BIN)/ruff check --fix api operator tests bench
 
-# The cluster tests need etcd, kube-apiserver and helm built from the Go module proxy
-# (cached under ~/.cache/ragline: minutes cold, instant warm).
+# The cluster tests need etcd, kube-apiserver and helm, the trace test Jaeger, all built
+# from the Go module proxy (cached under ~/.cache/ragline: minutes cold, instant warm).
 test: lint
-	$(RAGLINE_HACK)/build.sh etcd kube-apiserver helm >/dev/null
+	$(RAGLINE_HACK)/build.sh etcd kube-apiserver helm jaeger >/dev/null
 	$(BIN)/pytest -q tests/unit tests/integration tests/cluster $(PYTEST_ARGS)
 
 test-unit: $(STAMP)

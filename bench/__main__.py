@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     mode = "(quick) " if args.quick else ""
     console.print(f"[bold]Ragline benchmarks[/bold] {mode}parts: {', '.join(parts)}")
+    _warn_if_busy(console)
     stack.start()  # main thread: the servers die with this process (PR_SET_PDEATHSIG)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
@@ -80,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
                 part_started = time.perf_counter()
                 console.rule(f"[bold]{part}")
                 summary[part] = _module(part).run(bench)
-                console.print(f"[dim]{part} took {time.perf_counter() - part_started:.0f} s[/dim]")
+                load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+                took = time.perf_counter() - part_started
+                console.print(f"[dim]{part} took {took:.0f} s; load average {load}[/dim]")
     finally:
         stack.stop()
         if not args.keep:
@@ -90,6 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     print_goals(console, summary)
     console.print(f"[dim]total {time.perf_counter() - started:.0f} s[/dim]")
     return 0
+
+
+def _warn_if_busy(console: Console) -> None:
+    # This machine has few cores: another process's work lands in our latency percentiles.
+    load1 = os.getloadavg()[0]
+    if load1 > 0.5 * len(os.sched_getaffinity(0)):
+        console.print(
+            f"[yellow]load average {load1:.2f} before starting: other processes are using the "
+            "CPU, so latency figures will include their interference[/yellow]"
+        )
 
 
 def _module(part: str) -> Any:

@@ -185,6 +185,8 @@ def environment(stack_info: dict[str, Any]) -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": len(os.sched_getaffinity(0)),
+        # Latency figures are only as quiet as the machine: anything else running shows here.
+        "loadavg_1_5_15": os.getloadavg(),
         **stack_info,
     }
 
@@ -254,7 +256,7 @@ async def insert_documents(
     conn: asyncpg.Connection, index: str, tenant: str, rows: ChunkSet
 ) -> None:
     """The parent ``documents`` rows (chunk rows reference them)."""
-    records = [
+    records: list[tuple[Any, ...]] = [
         (
             doc_id,
             tenant,

@@ -58,7 +58,7 @@ from bench.data import (
 )
 from ragapi.contract import RagIndexSpec
 from ragapi.store.indexes import IndexRecord, build_hnsw, ensure_index, quote_ident
-from ragapi.store.search import SearchFilters, has_iterative_scan, vector_search
+from ragapi.store.search import SearchFilters, VectorResult, has_iterative_scan, vector_search
 
 K = 10
 EF_VALUES = (10, 20, 40, 80, 160)
@@ -148,7 +148,7 @@ async def load_table(
     copy_s = await copy_chunks(conn, record, rows, TENANT)
     # A settled table, as autovacuum leaves it: planner statistics, visibility map and
     # hint bits set now rather than by a background worker during the timed queries.
-    await conn.execute(f"VACUUM ANALYZE {quote_ident(record.table)}")
+    await conn.execute(f"VACUUM ANALYZE documents, {quote_ident(record.table)}")
     record = await build_hnsw(conn, name)
     await conn.execute("CHECKPOINT")  # flush the load's dirty pages before timing
     return record, copy_s
@@ -162,7 +162,7 @@ class Sizer:
     ) -> None:
         self.conn, self.record, self.rows, self.iterative = conn, record, rows, iterative
 
-    async def _search(self, q: Vectors, ef: int, filters: SearchFilters) -> Any:
+    async def _search(self, q: list[float], ef: int, filters: SearchFilters) -> VectorResult:
         async with self.conn.transaction(readonly=True):
             return await vector_search(
                 self.conn,
@@ -179,12 +179,14 @@ class Sizer:
         self, ef: int, tags: list[str], queries: Vectors, truth: npt.NDArray[np.int64]
     ) -> Run:
         filters = SearchFilters(tags=tags)
-        for q in queries[:WARMUP]:  # touch the index and heap pages first
+        # Lists, as the embedder hands them to the retriever (converted before timing).
+        vectors: list[list[float]] = queries.tolist()
+        for q in vectors[:WARMUP]:  # touch the index and heap pages first
             await self._search(q, ef, filters)
         seconds, found = [], []
         strategies: collections.Counter[str] = collections.Counter()
         efs: collections.Counter[int] = collections.Counter()
-        for q in queries:
+        for q in vectors:
             started = time.perf_counter()
             res = await self._search(q, ef, filters)
             seconds.append(time.perf_counter() - started)

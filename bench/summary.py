@@ -6,6 +6,46 @@ from typing import Any
 
 from rich.console import Console
 
+from bench.common import table, verdict
+
 
 def print_goals(console: Console, summary: dict[str, Any]) -> None:
-    pass
+    rows = []
+    if "retrieval" in summary:
+        g = summary["retrieval"]["goal"]
+        extra = [
+            f"{k.removeprefix('met_with_').removesuffix('_at_ef')}: ef {v}"
+            for k, v in g.items()
+            if k.startswith("met_with_") and v is not None
+        ]
+        rows.append(
+            [
+                f"retrieval SQL, {g['rows']:,} chunks, m 16 efC 64",
+                "recall@10 ≥ 0.98 and txn p99 ≤ 2 ms",
+                f"ef {g['ef_search']}: recall {g['recall']:.4f}, p99 {g['p99_ms']:.2f} ms"
+                + (f" (met after rebuild with {'; '.join(extra)})" if extra else ""),
+                verdict(g["met"]),
+            ]
+        )
+    if "search" in summary:
+        s = summary["search"]
+        rows.append(
+            [
+                f"/search over HTTP, {s['chunks']:,} chunks, one client",
+                "p99 ≤ 20 ms",
+                f"p99 {s['goal']['p99_ms']:.2f} ms",
+                verdict(s["goal"]["met"]),
+            ]
+        )
+    if "ingest" in summary:
+        g = summary["ingest"]["goal"]
+        rows.append(
+            [
+                "ingestion vs raw embedder (same chunks, same batches)",
+                "overhead ≤ 10%",
+                f"overhead {g['overhead']:+.1%} (raw/pipeline {g['raw_over_pipeline']:.3f})",
+                verdict(g["met"]),
+            ]
+        )
+    if rows:
+        console.print(table("Goals (this run)", ["what", "goal", "measured", ""], rows))

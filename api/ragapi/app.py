@@ -142,6 +142,7 @@ def create_app(
                 asyncio.create_task(IngestWorker(state, f"worker-{n}").run(stop))
                 for n in range(settings.ingest_workers)
             ]
+            workers.append(asyncio.create_task(health.watch_dependencies(state, stop)))
             app.state.ragline = state
             try:
                 yield

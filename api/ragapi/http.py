@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragapi.errors import PayloadTooLarge, RaglineError
 from ragapi.metrics import HTTP_DURATION, HTTP_REQUESTS
+from ragapi.tracing import exemplar
 
 log = structlog.get_logger("ragapi.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -93,7 +94,7 @@ class RequestContextMiddleware:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"]
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_DURATION.labels(method, route).observe(elapsed)
+            HTTP_DURATION.labels(method, route).observe(elapsed, exemplar=exemplar())
             if route not in ("/healthz", "/readyz", "/metrics"):
                 log.info(
                     "http_request",

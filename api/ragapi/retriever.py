@@ -13,7 +13,7 @@ from ragapi.metrics import EMBEDDING_DURATION, RETRIEVAL_DURATION, RETRIEVAL_RES
 from ragapi.retrieval import Hit, rrf_fuse, vector_only
 from ragapi.store.indexes import IndexRecord
 from ragapi.store.search import SearchFilters, has_iterative_scan, text_search, vector_search
-from ragapi.tracing import tracer
+from ragapi.tracing import exemplar, tracer
 
 # Each list contributes this many candidates per requested result to the fusion.
 CANDIDATES_PER_RESULT = 4
@@ -88,7 +88,9 @@ class Retriever:
             elapsed = time.perf_counter() - started
             span.set_attribute("ragline.strategy", vres.strategy)
             span.set_attribute("ragline.ef_search", vres.ef_search)
-            RETRIEVAL_DURATION.labels(record.name, vres.strategy).observe(elapsed)
+            RETRIEVAL_DURATION.labels(record.name, vres.strategy).observe(
+                elapsed, exemplar=exemplar()
+            )
         with tracer.start_as_current_span("fuse"):
             if spec.search.hybrid:
                 hits = rrf_fuse(vres.candidates, texts, rrf_k=spec.search.rrf_k, top_k=k)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
+from opentelemetry import trace
 
 from ragapi.breaker import CircuitBreaker
 from ragapi.budgets import BudgetLedger, Estimate, Refusal, Reservation, estimate
@@ -40,7 +41,7 @@ from ragapi.providers.openai_chat import OpenAIChatProvider, classify
 from ragapi.ratelimit import ProviderRateLimiter
 from ragapi.retry import RETRY_WAIT_CAP_SECONDS, retryable, retrying
 from ragapi.secrets import read_secret
-from ragapi.tracing import tracer
+from ragapi.tracing import exemplar, tracer
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -231,6 +232,7 @@ class ChatRouter:
     async def _settle(self, held: list[Reservation], model: str, usage: Usage | None) -> None:
         if self._ledger is None:
             return
+        cost = 0
         for r in held:
             # No usage reported: the estimate is the best (and a conservative) figure.
             est: Estimate = r.estimate
@@ -239,7 +241,10 @@ class ChatRouter:
                 if usage and (usage.input_tokens or usage.output_tokens)
                 else Usage(est.input_tokens, est.output_tokens)
             )
-            await self._ledger.settle(r, model, used.input_tokens, used.output_tokens)
+            cost = max(cost, await self._ledger.settle(r, model, used.input_tokens,
+                                                       used.output_tokens))  # fmt: skip
+        if held:
+            trace.get_current_span().set_attribute("ragline.cost_usd", cost / 1_000_000)
 
     # ------------------------------------------------------------------ calls
 
@@ -295,7 +300,7 @@ class ChatRouter:
                     continue
                 breaker.success()
                 await self._settle(admission.reservations, c.provider.model, completion.usage)
-                PROVIDER_LATENCY.labels(name).observe(time.perf_counter() - started)
+                PROVIDER_LATENCY.labels(name).observe(time.perf_counter() - started, exemplar())
                 PROVIDER_REQUESTS.labels(name, "success").inc()
                 _record_usage(name, completion.usage)
                 span.set_attribute("ragline.tokens.input", completion.usage.input_tokens)
@@ -329,6 +334,13 @@ class ChatRouter:
                 degraded = degraded or admission.degrade
                 continue
             started = time.perf_counter()
+            # Not made current: an async generator resumes in other contexts, and a current
+            # span must be detached in the context that attached it.
+            span = tracer.start_span("generate", attributes={
+                "ragline.provider": name, "ragline.model": c.provider.model, "ragline.stream": True,
+            })  # fmt: skip
+            if skipped:
+                span.set_attribute("ragline.fallback_reason", skipped[-1].reason)
             usage: Usage | None = None
             streamed = False  # a token reached the client: no falling through any more
             finished = False  # reservations settled or released
@@ -359,6 +371,7 @@ class ChatRouter:
                             streamed=streamed,
                             error=str(failure),
                         )
+                        span.set_attribute("ragline.error", failure.kind)
                         if streamed:
                             breaker.failure()
                             raise StreamInterrupted(failure) from exc
@@ -391,6 +404,10 @@ class ChatRouter:
                         await self._settle(admission.reservations, c.provider.model, usage)
                     else:
                         await self._release(admission.reservations)
+                if usage is not None:
+                    span.set_attribute("ragline.tokens.input", usage.input_tokens)
+                    span.set_attribute("ragline.tokens.output", usage.output_tokens)
+                span.end()
         raise AssertionError("unreachable: the extractive provider does not fail")
 
 

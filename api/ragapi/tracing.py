@@ -8,14 +8,37 @@ sampler, resource attributes) itself.
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 tracer = trace.get_tracer("ragline")
 _configured = False
+
+
+def exemplar() -> dict[str, str] | None:
+    """The current trace id as a histogram exemplar (OpenMetrics), linking a latency
+    bucket to a trace; None when no span is recording."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid or not ctx.trace_flags.sampled:
+        return None
+    return {"trace_id": format(ctx.trace_id, "032x")}
+
+
+async def _inject_traceparent(request: Any) -> None:
+    propagate.inject(request.headers)
+
+
+def provider_http_client() -> Any:
+    """The HTTP client for the openai SDK, injecting W3C ``traceparent`` into every provider
+    call. (openai 3 speaks httpx2, which OpenTelemetry's httpx instrumentation does not
+    patch, so propagation is done here with a request hook.)"""
+    import openai
+
+    return openai.DefaultAsyncHttpxClient(event_hooks={"request": [_inject_traceparent]})
 
 
 def tracing_requested() -> bool:
@@ -60,18 +83,15 @@ def configure_tracing(service_name: str = "ragline-api") -> bool:
 
 
 def instrument(app: object) -> None:
-    """Server span per request, a child span per SQL statement, and ``traceparent`` on
-    outgoing provider calls (the openai SDK speaks httpx)."""
+    """A server span per request and a child span per SQL statement (provider calls carry
+    ``traceparent`` through ``provider_http_client``)."""
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")  # type: ignore[arg-type]
     asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
     if not asyncpg_instrumentor.is_instrumented_by_opentelemetry:
         asyncpg_instrumentor.instrument()
-    if not HTTPXClientInstrumentor().is_instrumented_by_opentelemetry:
-        HTTPXClientInstrumentor().instrument()
 
 
 def shutdown_tracing() -> None:

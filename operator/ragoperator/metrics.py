@@ -24,12 +24,16 @@ INDEX_BUILD_SECONDS = Histogram(
     ["index"],
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
 )
+RECONCILE_IN_FLIGHT = Gauge(
+    "ragline_reconcile_in_flight", "Reconciles running now (the operator's queue depth)", ["kind"]
+)
 BUDGET_SPENT_USD = Gauge("ragline_budget_spent_usd", "Budget spend this period", ["budget"])
 
 
 @contextmanager
 def reconciling(kind: str) -> Iterator[None]:
     started = time.perf_counter()
+    RECONCILE_IN_FLIGHT.labels(kind).inc()
     try:
         yield
     except BaseException as exc:
@@ -39,6 +43,7 @@ def reconciling(kind: str) -> Iterator[None]:
         RECONCILE_TOTAL.labels(kind, outcome).inc()
         raise
     finally:
+        RECONCILE_IN_FLIGHT.labels(kind).dec()
         RECONCILE_DURATION.labels(kind).observe(time.perf_counter() - started)
     RECONCILE_TOTAL.labels(kind, "success").inc()
     RECONCILE_LAST_SUCCESS.labels(kind).set(time.time())

@@ -9,6 +9,7 @@ from typing import Any
 import openai
 
 from ragapi.providers.openai_chat import classify
+from ragapi.tracing import provider_http_client
 
 
 class OpenAIEmbedder:
@@ -36,7 +37,7 @@ class OpenAIEmbedder:
             api_key=api_key or "unused",
             timeout=timeout,
             max_retries=0,  # the embedding router retries
-            http_client=http_client,
+            http_client=http_client or provider_http_client(),
         )
 
     async def _call(self, batch: Sequence[str]) -> list[list[float]]:

@@ -9,6 +9,7 @@ from typing import Any
 import openai
 
 from ragapi.providers.base import ChatRequest, Completion, ProviderFailure, Usage
+from ragapi.tracing import provider_http_client
 
 
 def classify(provider: str, exc: BaseException) -> ProviderFailure:
@@ -60,7 +61,7 @@ class OpenAIChatProvider:
             api_key=api_key or "unused",  # local servers need none; the SDK insists on one
             timeout=timeout,
             max_retries=0,
-            http_client=http_client,
+            http_client=http_client or provider_http_client(),
         )
 
     async def complete(self, request: ChatRequest) -> Completion:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -12,6 +13,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 
 from ragapi.deps import StateDep
 from ragapi.metrics import DEPENDENCY_UP
+from ragapi.state import AppState
 
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT = 2.0
@@ -22,8 +24,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Postgres, Redis and the routing file are usable")
-async def readyz(state: StateDep) -> JSONResponse:
+async def check_dependencies(state: AppState) -> dict[str, str]:
+    """Probe Postgres, Redis and the routing; also sets ``ragline_dependency_up``."""
+
     async def postgres() -> None:
         await state.pool.fetchval("SELECT 1")
 
@@ -35,11 +38,25 @@ async def readyz(state: StateDep) -> JSONResponse:
         try:
             await asyncio.wait_for(probe(), CHECK_TIMEOUT)
             checks[name] = "ok"
-            DEPENDENCY_UP.labels(name).set(1)
         except Exception as exc:
             checks[name] = f"error: {type(exc).__name__}"
-            DEPENDENCY_UP.labels(name).set(0)
     checks["routing"] = "ok" if state.routing.loaded else f"error: {state.routing.last_error}"
+    for name, result in checks.items():
+        DEPENDENCY_UP.labels(name).set(1 if result == "ok" else 0)
+    return checks
+
+
+async def watch_dependencies(state: AppState, stop: asyncio.Event, every: float = 10.0) -> None:
+    """Keeps the dependency gauges current between scrapes of /readyz."""
+    while not stop.is_set():
+        await check_dependencies(state)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
+@router.get("/readyz", summary="Postgres, Redis and the routing file are usable")
+async def readyz(state: StateDep) -> JSONResponse:
+    checks = await check_dependencies(state)
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
