@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,21 +24,11 @@ from typing import Any
 
 import yaml
 
-from ragapi.embedded import EmbeddedStack, free_port
+from ragapi.embedded import EmbeddedStack, free_port, free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 HACK = REPO / "hack"
 NS = "bench"
-
-
-def _ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 class Kubectl:
@@ -92,7 +81,7 @@ def _wait(kubectl: Kubectl, kind: str, names: set[str], timeout: float = 120) ->
 
 def run(quick: bool = False) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="ragline-bench-op-"))
-    etcd, peer, api = _ports(3)
+    etcd, peer, api = free_ports(3)
     env = {
         **os.environ,
         "RAGLINE_CLUSTER_DIR": str(work / "cluster"),

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -138,6 +139,12 @@ def candidates(pool: InferencePoolSpec, factory: ProviderFactory) -> list[Candid
 def _record_usage(provider: str, usage: Usage) -> None:
     PROVIDER_TOKENS.labels(provider, "input").inc(usage.input_tokens)
     PROVIDER_TOKENS.labels(provider, "output").inc(usage.output_tokens)
+
+
+@dataclass
+class _Walk:
+    skipped: list[Skipped] = field(default_factory=list)
+    degraded: bool = False  # a budget said "degrade": only the last resort may answer
 
 
 @dataclass
@@ -262,152 +269,160 @@ class ChatRouter:
                     raise failure from exc
         raise AssertionError("unreachable: tenacity re-raises the last failure")
 
-    async def complete(
-        self, pool_name: str, pool: InferencePoolSpec, request: ChatRequest
-    ) -> Routed:
-        skipped: list[Skipped] = []
-        degraded = False
+    async def _admitted(
+        self, pool_name: str, pool: InferencePoolSpec, request: ChatRequest, walk: _Walk
+    ) -> AsyncGenerator[tuple[Candidate, CircuitBreaker, _Admission], None]:
+        """The pool's providers in order, minus those the breaker or the budgets skip (each
+        skip recorded in ``walk``); after a budget degrade, only the last resort."""
         for c in candidates(pool, self.factory):
-            if degraded and not c.last_resort:
+            if walk.degraded and not c.last_resort:
                 continue
             name = c.spec.name
             breaker = self.breaker(pool_name, pool, name)
             if not c.last_resort and not breaker.allow():
                 PROVIDER_REQUESTS.labels(name, "circuit_open").inc()
-                skipped.append(Skipped(name, "circuit_open"))
+                walk.skipped.append(Skipped(name, "circuit_open"))
                 continue
             admission = await self._admit(pool_name, c, request)
             if admission.skip:
                 breaker.release()
                 PROVIDER_REQUESTS.labels(name, admission.skip).inc()
-                skipped.append(Skipped(name, admission.skip))
-                degraded = degraded or admission.degrade
+                walk.skipped.append(Skipped(name, admission.skip))
+                walk.degraded = walk.degraded or admission.degrade
                 continue
-            with tracer.start_as_current_span("generate") as span:
-                span.set_attribute("ragline.provider", name)
-                span.set_attribute("ragline.model", c.provider.model)
-                started = time.perf_counter()
-                try:
-                    completion = await self._with_retries(c, c.provider.complete, request)
-                except ProviderFailure as failure:
-                    await self._release(admission.reservations)
-                    breaker.failure()
-                    span.set_attribute("ragline.fallback_reason", failure.kind)
-                    log.warning(
-                        "provider_failed", provider=name, reason=failure.kind, error=str(failure)
+            yield c, breaker, admission
+
+    async def complete(
+        self, pool_name: str, pool: InferencePoolSpec, request: ChatRequest
+    ) -> Routed:
+        walk = _Walk()
+        skipped = walk.skipped
+        async with aclosing(self._admitted(pool_name, pool, request, walk)) as admitted:
+            async for c, breaker, admission in admitted:
+                name = c.spec.name
+                degraded = walk.degraded
+                with tracer.start_as_current_span("generate") as span:
+                    span.set_attribute("ragline.provider", name)
+                    span.set_attribute("ragline.model", c.provider.model)
+                    started = time.perf_counter()
+                    try:
+                        completion = await self._with_retries(c, c.provider.complete, request)
+                    except ProviderFailure as failure:
+                        await self._release(admission.reservations)
+                        breaker.failure()
+                        span.set_attribute("ragline.fallback_reason", failure.kind)
+                        log.warning(
+                            "provider_failed",
+                            provider=name,
+                            reason=failure.kind,
+                            error=str(failure),
+                        )
+                        skipped.append(Skipped(name, failure.kind))
+                        continue
+                    breaker.success()
+                    await self._settle(admission.reservations, c.provider.model, completion.usage)
+                    PROVIDER_LATENCY.labels(name).observe(time.perf_counter() - started, exemplar())
+                    PROVIDER_REQUESTS.labels(name, "success").inc()
+                    _record_usage(name, completion.usage)
+                    span.set_attribute("ragline.tokens.input", completion.usage.input_tokens)
+                    span.set_attribute("ragline.tokens.output", completion.usage.output_tokens)
+                    if skipped:
+                        span.set_attribute("ragline.fallback_reason", skipped[-1].reason)
+                    return Routed(
+                        completion,
+                        name,
+                        c.provider.model,
+                        skipped,
+                        degraded=degraded and c.last_resort,
                     )
-                    skipped.append(Skipped(name, failure.kind))
-                    continue
-                breaker.success()
-                await self._settle(admission.reservations, c.provider.model, completion.usage)
-                PROVIDER_LATENCY.labels(name).observe(time.perf_counter() - started, exemplar())
-                PROVIDER_REQUESTS.labels(name, "success").inc()
-                _record_usage(name, completion.usage)
-                span.set_attribute("ragline.tokens.input", completion.usage.input_tokens)
-                span.set_attribute("ragline.tokens.output", completion.usage.output_tokens)
-                if skipped:
-                    span.set_attribute("ragline.fallback_reason", skipped[-1].reason)
-                return Routed(
-                    completion, name, c.provider.model, skipped, degraded=degraded and c.last_resort
-                )
         raise AssertionError("unreachable: the extractive provider does not fail")
 
     async def stream(
         self, pool_name: str, pool: InferencePoolSpec, request: ChatRequest
     ) -> AsyncIterator[StreamStart | str | Usage]:
-        skipped: list[Skipped] = []
-        degraded = False
-        for c in candidates(pool, self.factory):
-            if degraded and not c.last_resort:
-                continue
-            name = c.spec.name
-            breaker = self.breaker(pool_name, pool, name)
-            if not c.last_resort and not breaker.allow():
-                PROVIDER_REQUESTS.labels(name, "circuit_open").inc()
-                skipped.append(Skipped(name, "circuit_open"))
-                continue
-            admission = await self._admit(pool_name, c, request)
-            if admission.skip:
-                breaker.release()
-                PROVIDER_REQUESTS.labels(name, admission.skip).inc()
-                skipped.append(Skipped(name, admission.skip))
-                degraded = degraded or admission.degrade
-                continue
-            started = time.perf_counter()
-            # Not made current: an async generator resumes in other contexts, and a current
-            # span must be detached in the context that attached it.
-            span = tracer.start_span("generate", attributes={
+        walk = _Walk()
+        skipped = walk.skipped
+        async with aclosing(self._admitted(pool_name, pool, request, walk)) as admitted:
+            async for c, breaker, admission in admitted:
+                name = c.spec.name
+                degraded = walk.degraded
+                started = time.perf_counter()
+                # Not made current: an async generator resumes in other contexts, and a current
+                # span must be detached in the context that attached it.
+                span = tracer.start_span("generate", attributes={
                 "ragline.provider": name, "ragline.model": c.provider.model, "ragline.stream": True,
             })  # fmt: skip
-            if skipped:
-                span.set_attribute("ragline.fallback_reason", skipped[-1].reason)
-            usage: Usage | None = None
-            streamed = False  # a token reached the client: no falling through any more
-            finished = False  # reservations settled or released
-            attempts_left = 1 if c.last_resort else c.spec.max_retries + 1
-            try:
-                while True:
-                    attempts_left -= 1
-                    iterator = c.provider.stream(request)
-                    try:
-                        async for item in iterator:
-                            if not streamed:
-                                streamed = True
-                                PROVIDER_LATENCY.labels(name).observe(time.perf_counter() - started)
-                                yield StreamStart(
-                                    name, c.provider.model, skipped, degraded and c.last_resort
-                                )
-                            if isinstance(item, Usage):
-                                usage = item
-                                _record_usage(name, item)
-                            yield item
-                    except Exception as exc:
-                        failure = classify(name, exc)
-                        PROVIDER_REQUESTS.labels(name, failure.kind).inc()
-                        log.warning(
-                            "provider_failed",
-                            provider=name,
-                            reason=failure.kind,
-                            streamed=streamed,
-                            error=str(failure),
-                        )
-                        span.set_attribute("ragline.error", failure.kind)
-                        if streamed:
-                            breaker.failure()
-                            raise StreamInterrupted(failure) from exc
-                        if retryable(failure) and attempts_left > 0:
-                            await asyncio.sleep(
-                                min(failure.retry_after or 0.2, RETRY_WAIT_CAP_SECONDS)
+                if skipped:
+                    span.set_attribute("ragline.fallback_reason", skipped[-1].reason)
+                usage: Usage | None = None
+                streamed = False  # a token reached the client: no falling through any more
+                finished = False  # reservations settled or released
+                attempts_left = 1 if c.last_resort else c.spec.max_retries + 1
+                try:
+                    while True:
+                        attempts_left -= 1
+                        iterator = c.provider.stream(request)
+                        try:
+                            async for item in iterator:
+                                if not streamed:
+                                    streamed = True
+                                    PROVIDER_LATENCY.labels(name).observe(
+                                        time.perf_counter() - started
+                                    )
+                                    yield StreamStart(
+                                        name, c.provider.model, skipped, degraded and c.last_resort
+                                    )
+                                if isinstance(item, Usage):
+                                    usage = item
+                                    _record_usage(name, item)
+                                yield item
+                        except Exception as exc:
+                            failure = classify(name, exc)
+                            PROVIDER_REQUESTS.labels(name, failure.kind).inc()
+                            log.warning(
+                                "provider_failed",
+                                provider=name,
+                                reason=failure.kind,
+                                streamed=streamed,
+                                error=str(failure),
                             )
-                            continue
-                        breaker.failure()
-                        await self._release(admission.reservations)
-                        finished = True
-                        skipped.append(Skipped(name, failure.kind))
-                        break
-                    finally:
-                        aclose = getattr(iterator, "aclose", None)
-                        if aclose is not None:
-                            await aclose()  # a client that went away cancels the upstream call
-                    breaker.success()
-                    PROVIDER_REQUESTS.labels(name, "success").inc()
-                    if not streamed:  # an empty stream still answered
-                        yield StreamStart(
-                            name, c.provider.model, skipped, degraded and c.last_resort
-                        )
-                    return
-            finally:
-                if not finished:
-                    # Success, a failure after the first token, or the client went away: the
-                    # provider may have generated tokens, so count usage (or the estimate).
-                    if streamed:
-                        await self._settle(admission.reservations, c.provider.model, usage)
-                    else:
-                        await self._release(admission.reservations)
-                if usage is not None:
-                    span.set_attribute("ragline.tokens.input", usage.input_tokens)
-                    span.set_attribute("ragline.tokens.output", usage.output_tokens)
-                span.end()
+                            span.set_attribute("ragline.error", failure.kind)
+                            if streamed:
+                                breaker.failure()
+                                raise StreamInterrupted(failure) from exc
+                            if retryable(failure) and attempts_left > 0:
+                                await asyncio.sleep(
+                                    min(failure.retry_after or 0.2, RETRY_WAIT_CAP_SECONDS)
+                                )
+                                continue
+                            breaker.failure()
+                            await self._release(admission.reservations)
+                            finished = True
+                            skipped.append(Skipped(name, failure.kind))
+                            break
+                        finally:
+                            aclose = getattr(iterator, "aclose", None)
+                            if aclose is not None:
+                                await aclose()  # a client that went away cancels the upstream call
+                        breaker.success()
+                        PROVIDER_REQUESTS.labels(name, "success").inc()
+                        if not streamed:  # an empty stream still answered
+                            yield StreamStart(
+                                name, c.provider.model, skipped, degraded and c.last_resort
+                            )
+                        return
+                finally:
+                    if not finished:
+                        # Success, a failure after the first token, or the client went away: the
+                        # provider may have generated tokens, so count usage (or the estimate).
+                        if streamed:
+                            await self._settle(admission.reservations, c.provider.model, usage)
+                        else:
+                            await self._release(admission.reservations)
+                    if usage is not None:
+                        span.set_attribute("ragline.tokens.input", usage.input_tokens)
+                        span.set_attribute("ragline.tokens.output", usage.output_tokens)
+                    span.end()
         raise AssertionError("unreachable: the extractive provider does not fail")
 
 

@@ -182,8 +182,23 @@ def _ready_status(record: Any, docs: int, chunks: int) -> dict[str, Any]:
     }
 
 
-def _built(target: str, generation: int | None) -> dict[str, Any]:
-    return cond.condition(cond.INDEX_BUILT, cond.TRUE, "Built", f"HNSW index {target}", generation)
+def _mark_ready(
+    patch: kopf.Patch,
+    status: kopf.Status,
+    record: Any,
+    docs: int,
+    chunks: int,
+    generation: int | None,
+    *extra: dict[str, Any],
+) -> None:
+    patch.status.update(_ready_status(record, docs, chunks))
+    patch.status["conditions"] = _conditions(
+        status,
+        *extra,
+        cond.condition(cond.INDEX_BUILT, cond.TRUE, "Built", f"HNSW index {record.hnsw_index}",
+                       generation),
+        cond.condition(cond.READY, cond.TRUE, "Ready", "index is searchable", generation),
+    )  # fmt: skip
 
 
 def _conditions(status: kopf.Status, *new: dict[str, Any]) -> list[dict[str, Any]]:
@@ -234,13 +249,7 @@ async def reconcile_ragindex(
             generation,
         )
         if record.hnsw_index == target:
-            patch.status.update(_ready_status(record, docs, chunks))
-            patch.status["conditions"] = _conditions(
-                status,
-                reachable,
-                _built(target, generation),
-                cond.condition(cond.READY, cond.TRUE, "Ready", "index is searchable", generation),
-            )
+            _mark_ready(patch, status, record, docs, chunks, generation, reachable)
         else:
             settings = get_settings()
             job = index_build_job(
@@ -356,14 +365,7 @@ async def follow_ragindex(
     job = await kube.get("batch/v1", "Job", index_build_job_name(name, parsed), namespace)
     state = _job_state(job)
     if state == "succeeded" and record.hnsw_index == target:
-        patch.status.update(_ready_status(record, docs, chunks))
-        patch.status["conditions"] = _conditions(
-            status,
-            cond.condition(
-                cond.INDEX_BUILT, cond.TRUE, "Built", f"HNSW index {target}", generation
-            ),
-            cond.condition(cond.READY, cond.TRUE, "Ready", "index is searchable", generation),
-        )
+        _mark_ready(patch, status, record, docs, chunks, generation)
         INDEX_BUILD_SECONDS.labels(name).observe(record.hnsw_build_seconds or 0.0)
         seconds = record.hnsw_build_seconds or 0.0
         kopf.event(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from ragapi.embedded import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 HACK = REPO / "hack"
@@ -74,20 +75,6 @@ class Cluster:
         return out
 
 
-def _free_ports(n: int) -> list[int]:
-    """n distinct free loopback ports (all held open at once while choosing)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _script(name: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(HACK / name)], env=env, capture_output=True, text=True, timeout=timeout
@@ -105,7 +92,7 @@ def _down(env: dict[str, str]) -> None:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     state = tmp_path_factory.mktemp("cluster")
-    etcd, peer, apiserver = _free_ports(3)
+    etcd, peer, apiserver = free_ports(3)
     env = {
         **os.environ,
         "RAGLINE_CLUSTER_DIR": str(state),

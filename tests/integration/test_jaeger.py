@@ -6,7 +6,6 @@ same OTLP.)"""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ragapi.embedded import EmbeddedStack
+from ragapi.embedded import EmbeddedStack, free_ports
 from tests.conftest import REPO, start_api, stop_api
 from tests.support.provider_server import ProviderServer
 
@@ -24,19 +23,9 @@ pytestmark = pytest.mark.integration
 SERVICE = "ragline-trace-test"
 
 
-def _ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 @pytest.fixture(scope="module")
 def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    grpc, http, ui, qgrpc, health, metrics = _ports(6)
+    grpc, http, ui, qgrpc, health, metrics = free_ports(6)
     env = {
         **os.environ,
         "RAGLINE_JAEGER_DIR": str(tmp_path_factory.mktemp("jaeger")),
@@ -91,10 +80,14 @@ def _wait_traces(jaeger: dict[str, str], operation: str, need: set[str]) -> dict
                 return t
         if time.monotonic() > deadline:
             services = httpx.get(f"{jaeger['query']}/api/services", timeout=10).json()
-            ops = httpx.get(f"{jaeger['query']}/api/services/{SERVICE}/operations", timeout=10).json()
+            ops = httpx.get(
+                f"{jaeger['query']}/api/services/{SERVICE}/operations", timeout=10
+            ).json()
             found = [sorted({s["operationName"] for s in t["spans"]}) for t in _traces(jaeger)][:5]
-            raise AssertionError(f"no trace of {operation} with {need}: services {services}, "
-                                 f"operations {ops}, traces {found}")
+            raise AssertionError(
+                f"no trace of {operation} with {need}: services {services}, "
+                f"operations {ops}, traces {found}"
+            )
         time.sleep(0.5)
 
 

@@ -11,7 +11,7 @@ raised step by step, and an exact scan is the last resort. Either way k rows com
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +86,7 @@ async def has_iterative_scan(conn: asyncpg.Connection) -> bool:
     return (major, minor) >= (0, 8)
 
 
-def _rows(rows: Sequence[asyncpg.Record], distance: Distance) -> list[Candidate]:
+def _candidates(rows: Sequence[asyncpg.Record], score: Callable[[float], float]) -> list[Candidate]:
     return [
         Candidate(
             chunk_id=r["id"],
@@ -95,10 +95,14 @@ def _rows(rows: Sequence[asyncpg.Record], distance: Distance) -> list[Candidate]
             heading=r["heading"],
             text=r["text"],
             token_count=r["token_count"],
-            score=_similarity(distance, float(r["dist"])),
+            score=score(float(r["score"])),
         )
         for r in rows
     ]
+
+
+def _rows(rows: Sequence[asyncpg.Record], distance: Distance) -> list[Candidate]:
+    return _candidates(rows, lambda raw: _similarity(distance, raw))
 
 
 async def vector_search(
@@ -119,7 +123,7 @@ async def vector_search(
     where, fargs = _where(filters, 3)
     query = np.asarray(embedding, dtype=np.float32)
     select = (
-        f"SELECT id, document_id, source, heading, text, token_count, embedding {op} $1 AS dist "
+        f"SELECT id, document_id, source, heading, text, token_count, embedding {op} $1 AS score "
         f"FROM {table} WHERE {where} ORDER BY embedding {op} $1 LIMIT $2"
     )
     ef = max(ef_search, k)
@@ -184,24 +188,13 @@ async def text_search(
                 SELECT nullif(replace(plainto_tsquery('english', $1)::text, '&', '|'), '')::tsquery
                        AS tsq)
             SELECT id, document_id, source, heading, text, token_count,
-                   ts_rank_cd(tsv, q.tsq) AS rank
+                   ts_rank_cd(tsv, q.tsq) AS score
             FROM {table}, q
             WHERE q.tsq IS NOT NULL AND tsv @@ q.tsq AND {where}
-            ORDER BY rank DESC, id LIMIT $2""",
+            ORDER BY score DESC, id LIMIT $2""",
         text,
         k,
         tenant,
         *fargs,
     )
-    return [
-        Candidate(
-            chunk_id=r["id"],
-            document_id=r["document_id"],
-            source=r["source"],
-            heading=r["heading"],
-            text=r["text"],
-            token_count=r["token_count"],
-            score=float(r["rank"]),
-        )
-        for r in rows
-    ]
+    return _candidates(rows, float)

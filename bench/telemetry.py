@@ -1,0 +1,163 @@
+"""Telemetry overhead on /search and /query, side by side in one run (goal: tracing adds
+≤ 5 % at p50).
+
+Three API processes over the same data, queried in interleaved rounds:
+- ``off``: no trace export, nobody scraping /metrics;
+- ``metrics``: /metrics scraped every second, as Prometheus would;
+- ``metrics+traces``: the same, plus every request traced and exported over OTLP to a real
+  Jaeger (in-memory), all spans sampled.
+Metric collection itself is always on in the process (it is part of the service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ragapi.embedded import EmbeddedStack, free_ports
+from tests.conftest import REPO, ApiProcess, start_api, stop_api
+
+ROUTING = "apiVersion: ragline.dev/v1alpha1\nkind: RagIndex\nmetadata: {name: tel}\n"
+CORPUS = [
+    f"# Note {n}\n\nThe service {w} handles {v} requests and keeps {w} logs for {n} days."
+    for n, (w, v) in enumerate(
+        [
+            (w, v)
+            for w in ("billing", "search", "ingest", "auth", "router")
+            for v in ("read", "write", "batch", "stream")
+        ]
+    )
+]
+
+
+def _pcts(values: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(values, n=100)
+    return {"p50_ms": statistics.median(values) * 1000, "p99_ms": q[98] * 1000}
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    rounds = 60 if quick else 300
+    work = Path(tempfile.mkdtemp(prefix="ragline-bench-tel-"))
+    grpc, http, ui, qgrpc, health, metrics = free_ports(6)
+    jenv = {
+        **os.environ,
+        "RAGLINE_JAEGER_DIR": str(work / "jaeger"),
+        "RAGLINE_JAEGER_OTLP_GRPC_PORT": str(grpc),
+        "RAGLINE_JAEGER_OTLP_HTTP_PORT": str(http),
+        "RAGLINE_JAEGER_UI_PORT": str(ui),
+        "RAGLINE_JAEGER_QUERY_GRPC_PORT": str(qgrpc),
+        "RAGLINE_JAEGER_HEALTH_PORT": str(health),
+        "RAGLINE_JAEGER_METRICS_PORT": str(metrics),
+    }
+    stack = EmbeddedStack(work / "stack")
+    stack.start()
+    apis: dict[str, ApiProcess] = {}
+    stop = threading.Event()
+    try:
+        subprocess.run(
+            [str(REPO / "hack" / "jaeger-up.sh")],
+            env=jenv,
+            check=True,
+            capture_output=True,
+            timeout=1800,
+        )
+        routing = work / "routing.yaml"
+        routing.write_text(ROUTING)
+        base = {"RAGLINE_RATE_LIMIT": "1000000/minute", "RAGLINE_INGEST_WORKERS": "0"}
+        apis["off"] = start_api(routing, base, stack, work / "off.log")
+        apis["metrics"] = start_api(routing, base, stack, work / "metrics.log")
+        apis["metrics+traces"] = start_api(
+            routing,
+            {
+                **base,
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{grpc}",
+                "OTEL_SERVICE_NAME": "ragline-bench",
+                "OTEL_TRACES_SAMPLER": "always_on",
+            },
+            stack,
+            work / "traces.log",
+        )
+        key = apis["off"].create_key("admin")
+        h = {"Authorization": f"Bearer {key}"}
+        for n, text in enumerate(CORPUS):
+            httpx.post(
+                f"{apis['off'].url}/v1/indexes/tel/documents",
+                headers=h,
+                timeout=60,
+                json={"source": f"n{n}.md", "content": text, "content_type": "text/markdown"},
+            )
+
+        def scrape() -> None:  # as Prometheus would, every second
+            while not stop.is_set():
+                for name in ("metrics", "metrics+traces"):
+                    httpx.get(f"{apis[name].url}/metrics", timeout=5)
+                stop.wait(1.0)
+
+        scraper = threading.Thread(target=scrape, daemon=True)
+        scraper.start()
+        times: dict[tuple[str, str], list[float]] = {}
+
+        async def measure() -> None:
+            async with httpx.AsyncClient(headers=h, timeout=30) as client:
+                for r in range(rounds + 10):
+                    for path, body in (
+                        ("search", {"query": f"how long are {r % 7} logs kept", "top_k": 5}),
+                        ("query", {"question": f"what does service {r % 5} handle?"}),
+                    ):
+                        for (
+                            name,
+                            api,
+                        ) in apis.items():  # interleaved: noise hits every variant alike
+                            started = time.perf_counter()
+                            resp = await client.post(f"{api.url}/v1/indexes/tel/{path}", json=body)
+                            elapsed = time.perf_counter() - started
+                            assert resp.status_code == 200, resp.text
+                            if r >= 10:  # warm-up rounds
+                                times.setdefault((path, name), []).append(elapsed)
+
+        asyncio.run(measure())
+        out: dict[str, Any] = {}
+        for path in ("search", "query"):
+            base_p50 = statistics.median(times[(path, "off")])
+            out[path] = {
+                name: {
+                    **_pcts(times[(path, name)]),
+                    "p50_vs_off": statistics.median(times[(path, name)]) / base_p50 - 1,
+                }
+                for name in apis
+            }
+        traces = (
+            httpx.get(
+                f"http://127.0.0.1:{ui}/api/traces",
+                params={"service": "ragline-bench", "limit": 5},
+                timeout=10,
+            )
+            .json()
+            .get("data")
+            or []
+        )
+        out["jaeger_received_traces"] = len(traces) > 0
+        return out
+    finally:
+        stop.set()
+        for api in apis.values():
+            stop_api(api)
+        stack.stop()
+        subprocess.run(
+            [str(REPO / "hack" / "jaeger-down.sh")], env=jenv, capture_output=True, timeout=60
+        )
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
