@@ -75,7 +75,13 @@ class Bench:
 
     @property
     def dsn(self) -> str:
+        """The owner's DSN: DDL, loading, inspection (it bypasses row-level security)."""
         return self.stack.postgres.url
+
+    @property
+    def app_dsn(self) -> str:
+        """The API's DSN: a role under row-level security, as every request runs."""
+        return self.stack.postgres.app_url
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Every part shares one event loop, so a pool made in one step serves the next."""
@@ -88,6 +94,14 @@ class Bench:
 
             self._embedder = LocalEmbedder()
         return self._embedder
+
+    async def checkpoint(self) -> None:
+        """Flush dirty pages now, not during the next timed loop (needs the superuser)."""
+        conn = await asyncpg.connect(self.stack.postgres.superuser_url)
+        try:
+            await conn.execute("CHECKPOINT")
+        finally:
+            await conn.close()
 
     def step(self, message: str) -> None:
         self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
@@ -168,20 +182,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def environment(stack_info: dict[str, Any]) -> dict[str, Any]:
+def _git(*args: str) -> str:
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+        return subprocess.run(
+            ["git", *args],
             capture_output=True,
             text=True,
             timeout=10,
             cwd=Path(__file__).resolve().parent,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        commit = ""
+        return ""
+
+
+def environment(stack_info: dict[str, Any]) -> dict[str, Any]:
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "git_commit": commit,
+        "git_commit": _git("rev-parse", "--short", "HEAD"),
+        # Uncommitted changes in the data plane mean the figures are not of that commit.
+        "git_dirty_paths": _git("status", "--porcelain", "--", "api").splitlines(),
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": len(os.sched_getaffinity(0)),

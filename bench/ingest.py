@@ -42,6 +42,7 @@ from ragapi.parsing import MARKDOWN
 from ragapi.store.db import create_pool
 from ragapi.store.documents import COPY_COLUMNS
 from ragapi.store.indexes import IndexRecord, build_hnsw, ensure_index, quote_ident
+from ragapi.store.tenancy import set_tenant
 
 PIPELINE_INDEX = "bench-ingest"
 NO_MODEL_INDEX = "bench-ingest-nomodel"
@@ -81,7 +82,7 @@ async def prefilled_index(bench: Bench, name: str, rows: ChunkSet) -> IndexRecor
         await conn.execute(f"VACUUM ANALYZE {quote_ident(record.table)}")
         record = await build_hnsw(conn, name)
         # Flush the load's dirty pages now rather than during the timed run.
-        await conn.execute("CHECKPOINT")
+        await bench.checkpoint()
         return record
     finally:
         await conn.close()
@@ -92,18 +93,26 @@ class Doc:
     upload: DocumentUpload
     texts: list[str]
     tokens: int
+    prepare_seconds: float  # parse + chunk, timed once here (the pipeline repeats it)
 
 
 def make_documents(n: int, record: IndexRecord, seed: int = 11) -> list[Doc]:
     model = TextModel(n_topics=50, seed=seed)
     docs = []
+    warm = DocumentUpload(
+        source="warm.md", data=b"# Warm\n\nLoads the tokenizer.", content_type=MARKDOWN
+    )
+    prepare(warm, record)  # the first call loads the tokenizer: keep that out of the timing
     for i in range(n):
         data = model.markdown_document(i % 50).encode()
         upload = DocumentUpload(
             source=f"guide-{i:04d}.md", data=data, content_type=MARKDOWN, tags=["guide"]
         )
+        started = time.perf_counter()
         _, chunks = prepare(upload, record)  # the pipeline's own parse and chunk
-        docs.append(Doc(upload, [c.text for c in chunks], sum(c.token_count for c in chunks)))
+        seconds = time.perf_counter() - started
+        tokens = sum(c.token_count for c in chunks)
+        docs.append(Doc(upload, [c.text for c in chunks], tokens, seconds))
     return docs
 
 
@@ -114,9 +123,9 @@ async def interleaved(
     # The precomputed vectors come from this same model, on these same texts.
     vectors: dict[str, list[float]] = {}
     await asyncio.to_thread(embedder.embed_sync, docs[0].texts)  # load and warm the model
-    pool = await create_pool(bench.dsn, min_size=1, max_size=2)
+    pool = await create_pool(bench.app_dsn, min_size=1, max_size=2)  # the API's role
     ingestor = Ingestor(pool, max_bytes=10 * 1024 * 1024)
-    raw_s = pipe_s = bare_s = 0.0
+    per_doc: dict[str, list[float]] = {"raw": [], "pipeline": [], "no_model": []}
     written = 0
     try:
         for i, doc in enumerate(docs):
@@ -142,13 +151,7 @@ async def interleaved(
             for name in order:
                 started = time.perf_counter()
                 await steps[name]()
-                elapsed = time.perf_counter() - started
-                if name == "raw":
-                    raw_s += elapsed
-                elif name == "pipeline":
-                    pipe_s += elapsed
-                else:
-                    bare_s += elapsed
+                per_doc[name].append(time.perf_counter() - started)
     finally:
         await pool.close()
     texts = [t for d in docs for t in d.texts]
@@ -160,11 +163,17 @@ async def interleaved(
         "chunks": len(texts),
         "chunks_written": written,
         "mean_tokens_per_chunk": sum(d.tokens for d in docs) / len(texts),
+        # Per document, the pipeline's time over the raw embedder's: the median shrugs
+        # off a document that some other process on this machine happened to slow down.
+        "median_document_overhead": float(
+            np.median(np.asarray(per_doc["pipeline"]) / np.asarray(per_doc["raw"])) - 1.0
+        ),
         "seconds": {
-            "raw_per_document": raw_s,
+            "raw_per_document": sum(per_doc["raw"]),
             "raw_all_at_once": all_at_once_s,
-            "pipeline": pipe_s,
-            "pipeline_without_model": bare_s,
+            "pipeline": sum(per_doc["pipeline"]),
+            "pipeline_without_model": sum(per_doc["no_model"]),
+            "parse_and_chunk": sum(d.prepare_seconds for d in docs),
         },
     }
 
@@ -218,55 +227,95 @@ async def text_source(records: list[tuple[Any, ...]]) -> AsyncIterator[bytes]:
         yield "".join(text_line(r) for r in records[start : start + TEXT_COPY_BATCH]).encode()
 
 
+async def staged_copy(
+    app: asyncpg.Connection, record: IndexRecord, records: list[tuple[Any, ...]]
+) -> None:
+    """The store's write path (``documents.write_version``), in one transaction of the
+    API's role: COPY FROM cannot target a table under row-level security, so binary COPY
+    fills a temporary table and one INSERT ... SELECT moves the rows, policy-checked."""
+    table = quote_ident(record.table)
+    staging = f"staging_{record.table}"
+    columns = ", ".join(COPY_COLUMNS)
+    async with app.transaction():
+        await set_tenant(app, TENANT)
+        await app.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {quote_ident(staging)} "
+            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+        await app.copy_records_to_table(staging, records=records, columns=COPY_COLUMNS)
+        await app.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {quote_ident(staging)}"
+        )
+
+
 async def copy_comparison(bench: Bench, n: int, n_executemany: int) -> dict[str, Any]:
     rows = synthetic_rows(n, seed=23)
-    conn = await connect(bench.dsn)
+    owner = await connect(bench.dsn)
+    app = await connect(bench.app_dsn)
     out: dict[str, Any] = {"rows": n}
     try:
-        record = await ensure_index(conn, COPY_INDEX, index_spec(COPY_INDEX))
-        await insert_documents(conn, COPY_INDEX, TENANT, rows)
-        await reserve_ids(conn, rows)
-        records = list(rows.records(TENANT))  # both formats start from the same tuples
+        record = await ensure_index(owner, COPY_INDEX, index_spec(COPY_INDEX))
+        await insert_documents(owner, COPY_INDEX, TENANT, rows)
+        await reserve_ids(owner, rows)
+        records = list(rows.records(TENANT))  # every method starts from the same tuples
         table_name = quote_ident(record.table)
 
         async def fresh() -> None:
-            await conn.execute(f"TRUNCATE {table_name}")
-            await conn.execute("CHECKPOINT")
+            await owner.execute(f"TRUNCATE {table_name}")
+            await bench.checkpoint()
 
         async def count() -> int:
-            value: int = await conn.fetchval(f"SELECT count(*) FROM {table_name}")
+            value: int = await owner.fetchval(f"SELECT count(*) FROM {table_name}")
             return value
 
-        await fresh()
-        started = time.perf_counter()
-        await conn.copy_records_to_table(record.table, records=records, columns=COPY_COLUMNS)
-        out["binary_copy"] = time.perf_counter() - started
-        assert await count() == n
+        async def timed_run(key: str, expect: int, fn: Any) -> None:
+            await fresh()
+            started = time.perf_counter()
+            await fn()
+            out[key] = time.perf_counter() - started
+            assert await count() == expect
 
+        # Warm-up, untimed: the first write into a fresh table pays one-off catalog and
+        # cache work that would otherwise land on whichever method runs first.
+        await owner.copy_records_to_table(
+            record.table, records=records[:1000], columns=COPY_COLUMNS
+        )
+        # Direct COPY into the table needs a role that bypasses row-level security (the
+        # owner); both wire formats are measured that way, side by side.
+        await timed_run(
+            "binary_copy",
+            n,
+            lambda: owner.copy_records_to_table(
+                record.table, records=records, columns=COPY_COLUMNS
+            ),
+        )
+        await timed_run("store_path", n, lambda: staged_copy(app, record, records))
         started = time.perf_counter()
         for start in range(0, n, TEXT_COPY_BATCH):  # formatting alone, nothing sent
             "".join(text_line(r) for r in records[start : start + TEXT_COPY_BATCH]).encode()
         out["text_format_only"] = time.perf_counter() - started
-        await fresh()
-        started = time.perf_counter()
-        await conn.copy_to_table(
-            record.table, source=text_source(records), columns=COPY_COLUMNS, format="text"
+        await timed_run(
+            "text_copy",
+            n,
+            lambda: owner.copy_to_table(
+                record.table, source=text_source(records), columns=COPY_COLUMNS, format="text"
+            ),
         )
-        out["text_copy"] = time.perf_counter() - started
-        assert await count() == n
-
-        await fresh()
         placeholders = ", ".join(f"${i}" for i in range(1, len(COPY_COLUMNS) + 1))
         insert = f"INSERT INTO {table_name} ({', '.join(COPY_COLUMNS)}) VALUES ({placeholders})"
-        started = time.perf_counter()
-        await conn.executemany(insert, records[:n_executemany])
-        out["executemany"] = time.perf_counter() - started
+
+        async def executemany() -> None:
+            async with app.transaction():
+                await set_tenant(app, TENANT)
+                await app.executemany(insert, records[:n_executemany])
+
+        await timed_run("executemany", n_executemany, executemany)
         out["executemany_rows"] = n_executemany
-        assert await count() == n_executemany
         await fresh()
-        out["vector_only"] = await vector_only_copy(conn, rows.vectors)
+        out["vector_only"] = await vector_only_copy(owner, rows.vectors)
     finally:
-        await conn.close()
+        await app.close()
+        await owner.close()
     return out
 
 
@@ -325,6 +374,9 @@ def run(bench: Bench) -> dict[str, Any]:
             "overhead": overhead,
             "raw_over_pipeline": s["raw_per_document"] / s["pipeline"],
             "overhead_vs_all_at_once": s["pipeline"] / s["raw_all_at_once"] - 1.0,
+            "median_document_overhead": ingest["median_document_overhead"],
+            # The same quantity from the other side: what the pipeline does besides the model.
+            "no_model_over_raw": s["pipeline_without_model"] / s["raw_per_document"],
             "met": overhead <= GOAL_OVERHEAD,
         },
     }
@@ -360,6 +412,7 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
                 row("raw embedder, all chunks in one call", s["raw_all_at_once"]),
                 row("Ingestor.ingest with MiniLM (the pipeline)", s["pipeline"]),
                 row("Ingestor.ingest, precomputed vectors (no model)", s["pipeline_without_model"]),
+                row("  of which parse + chunk (ingest.prepare, timed alone)", s["parse_and_chunk"]),
             ],
             caption=f"{ing['chunks_written']} of {chunks} chunks written; interleaved per doc.",
         )
@@ -367,8 +420,11 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
     g = data["goal"]
     bench.console.print(
         f"Ingestion overhead over the raw embedder: pipeline/raw − 1 = {g['overhead']:+.1%} "
-        f"(raw/pipeline = {g['raw_over_pipeline']:.3f}); vs one-call batching "
-        f"{g['overhead_vs_all_at_once']:+.1%}. Goal ≤ {GOAL_OVERHEAD:.0%}: {verdict(g['met'])}"
+        f"(raw/pipeline = {g['raw_over_pipeline']:.3f}; median per document "
+        f"{g['median_document_overhead']:+.1%}; pipeline without the model / raw = "
+        f"{g['no_model_over_raw']:.1%}). Goal ≤ {GOAL_OVERHEAD:.0%}: {verdict(g['met'])}\n"
+        f"Against one-call batching of all chunks the pipeline takes "
+        f"{g['overhead_vs_all_at_once']:+.1%}: per-document batches are small and padded."
     )
     c = data["copy"]
     n = c["rows"]
@@ -389,11 +445,16 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
             "Ingest · writing chunk rows: binary vs text COPY (store's table: tsvector, GIN, FK)",
             ["method", "rows", "seconds", "rows/s", "rate vs binary"],
             [
-                crow("binary COPY (copy_records_to_table, as the store)", n, binary),
-                crow("text COPY (Vector.to_text, streamed), total", n, c["text_copy"]),
+                crow("binary COPY straight into the table (owner role)", n, binary),
+                crow(
+                    "store's path: binary COPY to temp + INSERT…SELECT (API role)",
+                    n,
+                    c["store_path"],
+                ),
+                crow("text COPY (Vector.to_text, streamed; owner role), total", n, c["text_copy"]),
                 crow("  of which: formatting text in Python alone", n, c["text_format_only"]),
                 crow(
-                    "executemany INSERT (binary parameters)",
+                    "executemany INSERT, binary parameters (API role)",
                     c["executemany_rows"],
                     c["executemany"],
                 ),

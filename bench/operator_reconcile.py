@@ -120,6 +120,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         op_env = {
             **env,
             **stack.environ(),
+            "RAGLINE_DATABASE_URL": stack.postgres.url,  # the owner role: DDL, counts
             "KUBECONFIG": str(kubeconfig),
             "RAGLINE_DATABASE_SECRET_NAME": "ragline-db",
             "RAGLINE_METRICS_ADDRESS": "127.0.0.1",

@@ -59,6 +59,7 @@ from bench.data import (
 from ragapi.contract import RagIndexSpec
 from ragapi.store.indexes import IndexRecord, build_hnsw, ensure_index, quote_ident
 from ragapi.store.search import SearchFilters, VectorResult, has_iterative_scan, vector_search
+from ragapi.store.tenancy import set_tenant
 
 K = 10
 EF_VALUES = (10, 20, 40, 80, 160)
@@ -135,7 +136,13 @@ def score(found: list[list[int]], truth: npt.NDArray[np.int64]) -> tuple[float, 
 
 
 async def load_table(
-    conn: asyncpg.Connection, name: str, rows: ChunkSet, spec: RagIndexSpec, *, plain: bool
+    bench: Bench,
+    conn: asyncpg.Connection,
+    name: str,
+    rows: ChunkSet,
+    spec: RagIndexSpec,
+    *,
+    plain: bool,
 ) -> tuple[IndexRecord, float]:
     """Create the index table, binary-COPY the rows, settle it and build HNSW."""
     record = await ensure_index(conn, name, spec)
@@ -150,7 +157,7 @@ async def load_table(
     # hint bits set now rather than by a background worker during the timed queries.
     await conn.execute(f"VACUUM ANALYZE documents, {quote_ident(record.table)}")
     record = await build_hnsw(conn, name)
-    await conn.execute("CHECKPOINT")  # flush the load's dirty pages before timing
+    await bench.checkpoint()  # flush the load's dirty pages before timing
     return record, copy_s
 
 
@@ -163,7 +170,9 @@ class Sizer:
         self.conn, self.record, self.rows, self.iterative = conn, record, rows, iterative
 
     async def _search(self, q: list[float], ef: int, filters: SearchFilters) -> VectorResult:
+        # What the retriever's tenant_tx does: a read-only transaction scoped to the tenant.
         async with self.conn.transaction(readonly=True):
+            await set_tenant(self.conn, TENANT)
             return await vector_search(
                 self.conn,
                 self.record,
@@ -199,6 +208,7 @@ class Sizer:
     async def bare_select(self, ef: int, queries: Vectors) -> Latency:
         sql = select_sql(self.record)
         await self.conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+        await self.conn.execute("SELECT set_config('ragline.tenant', $1, false)", TENANT)
         try:
             for q in queries[:WARMUP]:
                 await self.conn.fetch(sql, q, K, TENANT)
@@ -209,6 +219,7 @@ class Sizer:
                 seconds.append(time.perf_counter() - started)
         finally:
             await self.conn.execute("RESET hnsw.ef_search")
+            await self.conn.execute("RESET ragline.tenant")
         return Latency.of(seconds)
 
     async def exact(self, queries: Vectors, truth: npt.NDArray[np.int64]) -> Run:
@@ -217,6 +228,7 @@ class Sizer:
 
         async def once(q: Vectors) -> list[asyncpg.Record]:
             async with self.conn.transaction(readonly=True):
+                await set_tenant(self.conn, TENANT)
                 await self.conn.execute("SET LOCAL enable_indexscan = off")
                 rows: list[asyncpg.Record] = await self.conn.fetch(sql, q, K, TENANT)
                 return rows
@@ -241,6 +253,7 @@ class Sizer:
             sql = sql.replace("AND tenant = $3", "AND tenant = $3 AND tags @> $4::text[]")
             args.append(tags)
         async with self.conn.transaction(readonly=True):
+            await set_tenant(self.conn, TENANT)
             for s in settings:
                 await self.conn.execute(s)
             raw = await self.conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", *args)
@@ -270,31 +283,37 @@ def plan_shape(plan: dict[str, Any]) -> str:
 
 
 async def measure_size(
-    bench: Bench, n: int, n_queries: int, n_exact: int, experiments: bool
+    bench: Bench, n: int, n_queries: int, n_filtered: int, n_exact: int, experiments: bool
 ) -> dict[str, Any]:
     name = f"bench-r{n // 1000}k"
     bench.step(f"retrieval {n:,}: generating clustered vectors, chunk texts and tags")
     started = time.perf_counter()
     ds = make_dataset(n, n_queries, seed=n)
     gen_s = time.perf_counter() - started
-    conn = await connect(bench.dsn)
-    iterative = await has_iterative_scan(conn)
-    out: dict[str, Any] = {"rows": n, "clusters": n_clusters(n + n_queries), "queries": n_queries}
+    # Move the dataset's millions of objects out of the collector's reach: a full
+    # collection over them would stall this client for milliseconds mid-measurement.
+    gc.collect()
+    gc.freeze()
+    owner = await connect(bench.dsn)  # loads and rebuilds: DDL is the owner's
+    app = await connect(bench.app_dsn)  # measures: the API's role, under row-level security
+    iterative = await has_iterative_scan(app)
+    out: dict[str, Any] = {
+        "rows": n,
+        "clusters": n_clusters(n + n_queries),
+        "queries": n_queries,
+        "filtered_queries": n_filtered,
+    }
     try:
-        # Move the dataset's millions of objects out of the collector's reach: a full
-        # collection over them would stall this client for milliseconds mid-measurement.
-        gc.collect()
-        gc.freeze()
         bench.step(f"retrieval {n:,}: binary COPY, VACUUM ANALYZE, build_hnsw (m 16, efC 64)")
         spec = index_spec(name)
-        record, copy_s = await load_table(conn, name, ds.rows, spec, plain=False)
-        sizer = Sizer(conn, record, ds.rows, iterative)
+        record, copy_s = await load_table(bench, owner, name, ds.rows, spec, plain=False)
+        sizer = Sizer(app, record, ds.rows, iterative)
         truth = exact_topk(ds.rows.vectors, ds.queries, K)
         out.update(
             generate_seconds=gen_s,
             copy_seconds=copy_s,
             hnsw_build_seconds=record.hnsw_build_seconds,
-            bytes=await table_sizes(conn, name),
+            bytes=await table_sizes(owner, name),
         )
         unfiltered: dict[int, dict[str, Any]] = {}
         for ef in EF_VALUES:
@@ -304,39 +323,57 @@ async def measure_size(
         out["unfiltered"] = unfiltered
         bench.step(f"retrieval {n:,}: exact scan, {n_exact} queries")
         out["exact"] = await sizer.exact(ds.queries[:n_exact], truth[:n_exact])
-        out["filtered"] = await filtered_runs(bench, sizer, ds)
+        out["filtered"] = await filtered_runs(bench, sizer, ds, n_filtered)
+        bench.step(
+            f"retrieval {n:,}: the same as the owner role, which bypasses row-level security"
+        )
+        bypass = Sizer(owner, record, ds.rows, iterative)
+        out["owner_role"] = {
+            "hnsw_ef40": await bypass.store_search(40, [], ds.queries, truth),
+            "filtered": await filtered_runs(bench, bypass, ds, n_filtered),
+        }
         q = ds.queries[0]
+        tag = ["tiny"]
         out["plans"] = [
             await sizer.explain("hnsw ef 40", q, ["SET LOCAL hnsw.ef_search = 40"]),
             await sizer.explain("exact (indexscan off)", q, ["SET LOCAL enable_indexscan = off"]),
-            await sizer.explain(
-                "tag rare, hnsw ef 40", q, ["SET LOCAL hnsw.ef_search = 40"], ["rare"]
-            ),
-            await sizer.explain(
-                "tag tiny, exact", q, ["SET LOCAL enable_indexscan = off"], ["tiny"]
+            await sizer.explain("tag rare, ef 40", q, ["SET LOCAL hnsw.ef_search = 40"], ["rare"]),
+            await sizer.explain("tag tiny, exact", q, ["SET LOCAL enable_indexscan = off"], tag),
+            await bypass.explain(
+                "tag tiny, exact, owner role", q, ["SET LOCAL enable_indexscan = off"], tag
             ),
         ]
         if experiments:
-            out["storage_plain"] = await storage_experiment(bench, conn, ds, n_exact, iterative)
-            out["builds"] = await build_experiment(bench, conn, name, spec, sizer, ds, truth)
+            out["storage_plain"] = await storage_experiment(
+                bench, owner, app, ds, n_filtered, n_exact, iterative
+            )
+            out["builds"] = await build_experiment(bench, owner, name, spec, sizer, ds, truth)
     finally:
-        await conn.close()
+        await app.close()
+        await owner.close()
         gc.unfreeze()
     return out
 
 
-async def filtered_runs(bench: Bench, sizer: Sizer, ds: Dataset) -> dict[str, Any]:
+async def filtered_runs(bench: Bench, sizer: Sizer, ds: Dataset, n_queries: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    queries = ds.queries[:n_queries]
     for tag, mask in ds.masks.items():
         bench.step(f"retrieval {ds.n:,}: filtered by tag {tag!r} ({int(mask.sum()):,} rows)")
-        tag_truth = exact_topk(ds.rows.vectors, ds.queries, K, mask)
-        run = await sizer.store_search(FILTER_EF, [tag], ds.queries, tag_truth)
+        tag_truth = exact_topk(ds.rows.vectors, queries, K, mask)
+        run = await sizer.store_search(FILTER_EF, [tag], queries, tag_truth)
         out[tag] = {"matching_rows": int(mask.sum()), "run": run}
     return out
 
 
 async def storage_experiment(
-    bench: Bench, conn: asyncpg.Connection, ds: Dataset, n_exact: int, iterative: bool
+    bench: Bench,
+    owner: asyncpg.Connection,
+    app: asyncpg.Connection,
+    ds: Dataset,
+    n_filtered: int,
+    n_exact: int,
+    iterative: bool,
 ) -> dict[str, Any]:
     """The same rows in a table whose vectors stay in the heap (``STORAGE PLAIN``).
 
@@ -347,17 +384,17 @@ async def storage_experiment(
     name = f"bench-r{ds.n // 1000}k-plain"
     bench.step(f"retrieval {ds.n:,}: experiment, same rows with embedding STORAGE PLAIN")
     rows = dataclasses.replace(ds.rows, doc_ids=[uuid.uuid4() for _ in ds.rows.doc_ids])
-    record, copy_s = await load_table(conn, name, rows, index_spec(name), plain=True)
-    sizer = Sizer(conn, record, rows, iterative)
+    record, copy_s = await load_table(bench, owner, name, rows, index_spec(name), plain=True)
+    sizer = Sizer(app, record, rows, iterative)
     truth = exact_topk(rows.vectors, ds.queries, K)
     plain_ds = dataclasses.replace(ds, rows=rows)
     return {
         "copy_seconds": copy_s,
         "hnsw_build_seconds": record.hnsw_build_seconds,
-        "bytes": await table_sizes(conn, name),
+        "bytes": await table_sizes(owner, name),
         "exact": await sizer.exact(ds.queries[:n_exact], truth[:n_exact]),
         "hnsw_ef40": await sizer.store_search(40, [], ds.queries, truth),
-        "filtered": await filtered_runs(bench, sizer, plain_ds),
+        "filtered": await filtered_runs(bench, sizer, plain_ds, n_filtered),
     }
 
 
@@ -378,7 +415,7 @@ async def build_experiment(
         hnsw = spec.hnsw.model_copy(update={"m": m, "ef_construction": efc})
         await ensure_index(conn, name, spec.model_copy(update={"hnsw": hnsw}))
         sizer.record = await build_hnsw(conn, name)
-        await conn.execute("CHECKPOINT")
+        await bench.checkpoint()
         runs = {ef: await sizer.store_search(ef, [], ds.queries, truth) for ef in EXPERIMENT_EF}
         out.append(
             {
@@ -429,10 +466,14 @@ async def server_info(bench: Bench) -> dict[str, Any]:
 def run(bench: Bench) -> dict[str, Any]:
     sizes = [10_000] if bench.quick else [10_000, 100_000]
     n_queries = 200 if bench.quick else 500
+    n_filtered = 200 if bench.quick else 300
     n_exact = 100 if bench.quick else 200
     calib = calibration(bench, sizes)
     results = {
-        str(n): bench.run(measure_size(bench, n, n_queries, n_exact, n == sizes[-1])) for n in sizes
+        str(n): bench.run(
+            measure_size(bench, n, n_queries, n_filtered, n_exact, experiments=n == sizes[-1])
+        )
+        for n in sizes
     }
     data: dict[str, Any] = {"k": K, "calibration": calib, "sizes": results}
     data["goal"] = goal(results[str(sizes[-1])])
@@ -594,6 +635,7 @@ def report_size(bench: Bench, n: int, s: dict[str, Any], k: int) -> None:
             ],
         )
     )
+    report_rls(bench, n, s)
     if "storage_plain" in s:
         report_storage(bench, n, s, k)
     if "builds" in s:
@@ -622,6 +664,34 @@ def filtered_table(title: str, n: int, filtered: dict[str, Any], k: int) -> Any:
         rows,
         caption="rare, tiny: random rows; team: 10% of documents, so topic-correlated. "
         "Recall against exact filtered search in numpy; full = got min(k, matches) rows.",
+    )
+
+
+def report_rls(bench: Bench, n: int, s: dict[str, Any]) -> None:
+    o = s["owner_role"]
+    pairs: list[tuple[str, Run, Run]] = [
+        ("HNSW ef 40, no filter", s["unfiltered"][40]["store"], o["hnsw_ef40"])
+    ]
+    pairs += [(f"tag {t}", f["run"], o["filtered"][t]["run"]) for t, f in s["filtered"].items()]
+    rows = [
+        [
+            label,
+            f"{ms(app.latency.p50)} / {ms(app.latency.p99)}",
+            f"{ms(own.latency.p50)} / {ms(own.latency.p99)}",
+            ratio(app.latency.p50, own.latency.p50, 1),
+            f"{app.recall:.4f} / {own.recall:.4f}",
+        ]
+        for label, app, own in pairs
+    ]
+    bench.console.print(
+        table(
+            f"Retrieval · row-level security, {n:,} chunks: the API's role vs the owner's",
+            ["query (vector_search)", "API p50 / p99", "owner p50 / p99", "ratio", "recall"],
+            rows,
+            caption="ragline_app is under the tenant policy; ragline_owner has BYPASSRLS. "
+            "Under RLS, quals with non-leakproof operators (tags @>, tsv @@) cannot be index "
+            "conditions, so the GIN indexes go unused (see the plans).",
+        )
     )
 
 

@@ -23,7 +23,11 @@ def print_goals(console: Console, summary: dict[str, Any]) -> None:
                 f"retrieval SQL, {g['rows']:,} chunks, m 16 efC 64",
                 "recall@10 ≥ 0.98 and txn p99 ≤ 2 ms",
                 f"ef {g['ef_search']}: recall {g['recall']:.4f}, p99 {g['p99_ms']:.2f} ms"
-                + (f" (met after rebuild with {'; '.join(extra)})" if extra else ""),
+                + (
+                    f"; met after a rebuild with {'; '.join(extra)}"
+                    if extra and not g["met"]
+                    else ""
+                ),
                 verdict(g["met"]),
             ]
         )

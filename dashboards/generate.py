@@ -64,9 +64,9 @@ AVAILABILITY_SLO = 0.999
 LATENCY_SLO = 0.99
 LATENCY_THRESHOLD = "2.5"
 # Burn-rate windows after the Google SRE workbook (chapter "Alerting on SLOs"): a page when
-# 2% (fast) or 5% (medium) of a 30-day budget burns in 1 h or 6 h, a ticket when 10% burns
-# in 3 days; each long window is paired with a short one so an alert resolves soon after
-# the burn stops.
+# 2% of a 30-day error budget burns in 1 h (14.4x) or 5% in 6 h (6x), a ticket when 10% burns
+# in 1 day (3x) or 3 days (1x). Each long window is paired with a short one (1/12 of it), so
+# an alert resolves soon after the burn stops.
 PAGE_WINDOWS = (("1h", "5m", 14.4), ("6h", "30m", 6.0))
 TICKET_WINDOWS = (("1d", "2h", 3.0), ("3d", "6h", 1.0))
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
@@ -116,7 +116,7 @@ def slow_query_ratio(window: str, by: str = "", ns: str = NS, sep: str = " / ") 
         by, "ragline_http_request_duration_seconds_count", QUERY_ROUTE, window=window, ns=ns
     )
     if "\n" in sep:
-        return f"1 - (\n  {fast}{sep.replace(chr(10), chr(10) + '  ')}{total}\n)"
+        return f"1 - (\n{fast}{sep}{total}\n)"
     return f"1 - ({fast}{sep}{total})"
 
 
@@ -137,16 +137,16 @@ DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 GREEN, YELLOW, ORANGE, RED, BLUE = "green", "yellow", "orange", "red", "blue"
 
 
-def target(expr: str, legend: str = "__auto", ref: str = "A", *, instant: bool = False) -> Any:
-    q = (
+def target(expr: str, legend: str = "__auto", ref: str = "A") -> Any:
+    return (
         prom.Dataquery()
         .expr(expr)
         .legend_format(legend)
         .ref_id(ref)
         .datasource(DATASOURCE)
         .editor_mode("code")
+        .range()
     )
-    return q.instant() if instant else q.range()
 
 
 def targets(*pairs: tuple[str, str]) -> list[Any]:
@@ -842,7 +842,7 @@ def ingestion() -> dict[str, Any]:
             "Job backlog by state",
             "Ingestion jobs in Postgres (every API pod reports the same table-wide count). "
             "queued includes jobs waiting out a retry backoff. RaglineIngestionBacklogGrowing "
-            "fires when queued keeps growing.",
+            "fires when queued + running keeps growing.",
             [target(f"max by (state) ({sel('ragline_ingest_backlog_jobs')})", "{{state}}")],
         ),
         graph(
@@ -1057,6 +1057,8 @@ def _alert(
     return rule
 
 
+# Every API pod reports the same table-wide job counts: max across pods, then the states.
+BACKLOG = 'ragline_ingest_backlog_jobs{state=~"queued|running"}'
 RECONCILE_FAILURES = (
     'sum by (namespace, kind) (increase(ragline_reconcile_total{outcome!="success"}[15m]))'
 )
@@ -1160,14 +1162,15 @@ def rules() -> dict[str, Any]:
         ),
         _alert(
             "RaglineIngestionBacklogGrowing",
-            'max by (namespace) (ragline_ingest_backlog_jobs{state="queued"}) > 0\n'
+            f"sum by (namespace) (max by (namespace, state) ({BACKLOG})) > 0\n"
             "and\n"
-            'max by (namespace) (deriv(ragline_ingest_backlog_jobs{state="queued"}[30m])) > 0',
+            f"sum by (namespace) (max by (namespace, state) (deriv({BACKLOG}[30m]))) > 0",
             "warning",
             "The ingestion job backlog in {{ $labels.namespace }} keeps growing",
-            "{{ $value }} jobs are queued and the queue has grown for 15 minutes: the workers "
-            "(RAGLINE_INGEST_WORKERS per API pod, or `ragline worker` pods) do not keep up, or "
-            "jobs are retrying. Ingestion dashboard: job outcomes (retried) and embedder latency.",
+            "{{ $value }} jobs are queued or running and the backlog has grown for 15 minutes: "
+            "the workers (RAGLINE_INGEST_WORKERS per API pod, or `ragline worker` pods) do not "
+            "keep up, jobs are retrying, or running jobs are stuck until their lease ends. "
+            "Ingestion dashboard: job outcomes (retried) and embedder latency.",
             "ragline-ingestion",
             "15m",
         ),
@@ -1288,12 +1291,13 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="write the generated files")
     mode.add_argument("--check", action="store_true", help="exit 1 when a file is stale")
+    parser.add_argument("--root", type=Path, default=REPO, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.write:
-        for rel in write():
+        for rel in write(args.root):
             print(f"wrote {rel}")
         return 0
-    bad = stale()
+    bad = stale(args.root)
     for rel in bad:
         print(f"stale: {rel}", file=sys.stderr)
     if bad:

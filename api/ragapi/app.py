@@ -22,7 +22,7 @@ from ragapi.ingest import Ingestor
 from ragapi.ratelimit import CallerLimiter, ProviderRateLimiter, storage_for
 from ragapi.retriever import Retriever
 from ragapi.router import ChatRouter
-from ragapi.routes import chat, documents, health, indexes, jobs, ratelimits, search
+from ragapi.routes import auditlog, chat, documents, health, indexes, jobs, ratelimits, search
 from ragapi.routing import Routing, RoutingWatcher
 from ragapi.settings import Settings, get_settings
 from ragapi.state import AppState
@@ -41,9 +41,12 @@ ENVELOPE_BYTES = 256 * 1024
 async def make_indexes_ready(state: AppState, routing: Routing) -> None:
     """What the operator does in a cluster, for a single process outside one."""
     for name, spec in routing.indexes.items():
-        async with state.pool.acquire() as conn:
+        conn = await asyncpg.connect(state.settings.admin_dsn())  # DDL: the owner's job
+        try:
             await ensure_index(conn, name, spec)
             await build_hnsw(conn, name)
+        finally:
+            await conn.close()
         state.forget_index(name)
         log.info("index_ready", index=name)
 
@@ -59,9 +62,9 @@ async def open_state(
     assert settings.database_url is not None and settings.redis_url is not None
     tracing = configure_tracing()
     dsn = settings.database_url.get_secret_value()
-    # Migrations first, on a plain connection: they create the `vector` type that every
-    # pooled connection registers a codec for.
-    conn = await asyncpg.connect(dsn)
+    # Migrations first, as the owner, on a plain connection: they create the `vector` type
+    # that every pooled connection registers a codec for.
+    conn = await asyncpg.connect(settings.admin_dsn())
     try:
         await migrate(conn)
     finally:
@@ -106,8 +109,9 @@ async def open_state(
     if not state.routing.loaded:
         # In a cluster the operator may not have written the ConfigMap yet: serve, report
         # not-ready, and pick it up when it appears (no crash loop).
-        log.warning("routing_not_loaded", path=str(settings.routing_file),
-                    error=state.routing.last_error)  # fmt: skip
+        log.warning(
+            "routing_not_loaded", path=str(settings.routing_file), error=state.routing.last_error
+        )
     state.routing.start()
     log.info(
         "api_started",
@@ -157,7 +161,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, indexes, documents, jobs, search, chat, ratelimits):
+    for module in (health, indexes, documents, jobs, search, chat, ratelimits, auditlog):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + ENVELOPE_BYTES)
     app.add_middleware(RequestContextMiddleware)

@@ -36,7 +36,7 @@ def _dsn() -> str:
     if settings.database_url is None:
         typer.echo("RAGLINE_DATABASE_URL is not set", err=True)
         raise typer.Exit(2)
-    return str(settings.database_url.get_secret_value())
+    return settings.admin_dsn()
 
 
 @app.command()

@@ -40,6 +40,7 @@ async def current_principal(
         raise
     decision = await state.callers.hit(str(principal.key_id))
     request.scope.setdefault("state", {})["ratelimit"] = decision
+    request.scope["state"]["principal"] = principal
     if not decision.allowed:
         raise RateLimited(
             f"rate limit of {state.callers.item} exceeded; retry in {decision.reset_seconds}s",

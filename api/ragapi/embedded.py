@@ -105,13 +105,33 @@ class EmbeddedPostgres:
     user: str = "postgres"
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _password: str = field(default="", repr=False)
+    _owner_password: str = field(default="", repr=False)
+    _app_password: str = field(default="", repr=False)
+
+    # Two roles, as in production: the owner runs migrations and DDL (and may bypass
+    # row-level security, for the operator's cross-tenant work); the app role serves
+    # requests and cannot bypass it.
+    OWNER_ROLE = "ragline_owner"
+    APP_ROLE = "ragline_app"
+
+    def _dsn(self, user: str, password: str) -> str:
+        return (
+            f"postgresql://{user}:{quote(password, safe='')}@127.0.0.1:{self.port}/{self.database}"
+        )
 
     @property
     def url(self) -> str:
-        return (
-            f"postgresql://{self.user}:{quote(self._password, safe='')}"
-            f"@127.0.0.1:{self.port}/{self.database}"
-        )
+        """The owner's DSN (migrations, DDL, the operator, tests that inspect rows)."""
+        return self._dsn(self.OWNER_ROLE, self._owner_password)
+
+    @property
+    def app_url(self) -> str:
+        """The API's DSN: a role subject to row-level security."""
+        return self._dsn(self.APP_ROLE, self._app_password)
+
+    @property
+    def superuser_url(self) -> str:
+        return self._dsn(self.user, self._password)
 
     def start(self, timeout: float = 60.0) -> None:
         with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
@@ -123,6 +143,8 @@ class EmbeddedPostgres:
         pgdata = self.data_dir / "pgdata"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._password = _secret(self.data_dir / "postgres.password")
+        self._owner_password = _secret(self.data_dir / "owner.password")
+        self._app_password = _secret(self.data_dir / "app.password")
         run_as: str | None = None
         if os.geteuid() == 0:
             # Postgres refuses to run as root; pgserver's convention is a `pgserver` user.
@@ -217,13 +239,39 @@ class EmbeddedPostgres:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"postgres does not accept logins: {probe.stderr}")
             time.sleep(0.1)
+        owner, app = self.OWNER_ROLE, self.APP_ROLE
+        roles = f"""
+            DO $$ BEGIN
+              IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{owner}') THEN
+                CREATE ROLE {owner} LOGIN BYPASSRLS CREATEDB;
+              END IF;
+              IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{app}') THEN
+                CREATE ROLE {app} LOGIN NOBYPASSRLS;
+              END IF;
+            END $$;
+            ALTER ROLE {owner} PASSWORD '{self._owner_password}';
+            ALTER ROLE {app} PASSWORD '{self._app_password}';
+        """
+        subprocess.run([*base, roles], check=True, capture_output=True, env=env)  # noqa: S603
         if probe.stdout.strip() != "1":
             subprocess.run(  # noqa: S603
-                [*base, f'CREATE DATABASE "{self.database}"'],
+                [*base, f'CREATE DATABASE "{self.database}" OWNER {owner}'],
                 check=True,
                 capture_output=True,
                 env=env,
             )
+        # The extension needs a superuser; the schema belongs to the owner.
+        in_db = list(base)
+        in_db[in_db.index("-d") + 1] = self.database
+        subprocess.run(  # noqa: S603
+            [
+                *in_db,
+                f"CREATE EXTENSION IF NOT EXISTS vector; ALTER SCHEMA public OWNER TO {owner};",
+            ],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
 
     def stop(self) -> None:
         _stop(self._proc, signal.SIGINT)  # SIGINT = fast shutdown: clean, no waiting on clients
@@ -310,7 +358,11 @@ class EmbeddedStack:
         self.postgres.stop()
 
     def environ(self) -> dict[str, str]:
-        return {"RAGLINE_DATABASE_URL": self.postgres.url, "RAGLINE_REDIS_URL": self.redis.url}
+        return {
+            "RAGLINE_DATABASE_URL": self.postgres.app_url,
+            "RAGLINE_ADMIN_DATABASE_URL": self.postgres.url,
+            "RAGLINE_REDIS_URL": self.redis.url,
+        }
 
 
 @contextlib.contextmanager

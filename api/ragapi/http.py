@@ -162,6 +162,20 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain(request: Request, exc: RaglineError) -> JSONResponse:
         if exc.status_code >= 500:
             log.error("request_failed", code=exc.code, error=exc.message)
+        principal = request.scope.get("state", {}).get("principal")
+        if principal is not None and exc.status_code in (403, 404):
+            from ragapi import audit
+
+            route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+            await audit.record(
+                request.app.state.ragline.pool,
+                principal,
+                action=f"{request.method} {route}",
+                target=request.url.path,
+                outcome="denied" if exc.status_code == 403 else "not_found",
+                request_id=rid(request),
+                detail={"code": exc.code},
+            )
         return error_response(exc.status_code, exc.code, exc.message, rid(request), exc.headers)
 
     @app.exception_handler(RequestValidationError)

@@ -27,6 +27,7 @@ from ragapi.metrics import EMBEDDED_TEXTS, EMBEDDING_DURATION, INGEST_CHUNKS, IN
 from ragapi.parsing import ParsedDocument, parse_document
 from ragapi.store import documents as docs
 from ragapi.store.indexes import IndexRecord
+from ragapi.store.tenancy import set_tenant
 from ragapi.tracing import tracer
 
 log = structlog.get_logger(__name__)
@@ -106,15 +107,17 @@ class Ingestor:
         hashes = [c.content_hash for c in chunks]
         source = upload.source
         async with self._pool.acquire() as conn:
-            existing = await self._current(conn, record, tenant, source, document_id)
+            # Optimistic plan in a short read-only transaction, so embedding holds no locks.
+            async with conn.transaction(readonly=True):
+                await set_tenant(conn, tenant)
+                existing = await self._current(conn, record, tenant, source, document_id)
+                live = await docs.live_chunks(conn, record, existing.id) if existing else []
             if existing is not None:
                 source = existing.source
                 if _unchanged(existing, digest, upload):
                     INGEST_DOCUMENTS.labels(record.name, "unchanged").inc()
                     INGEST_CHUNKS.labels(record.name, "reused").inc(len(chunks))
                     return IngestResult(existing, len(chunks), 0, changed=False)
-            # Optimistic plan outside the transaction, so embedding does not hold locks.
-            live = await docs.live_chunks(conn, record, existing.id) if existing else []
             plan = docs.plan_chunks(live, hashes)
             cache = dict(
                 zip(
@@ -126,6 +129,7 @@ class Ingestor:
                 )
             )
             async with conn.transaction():
+                await set_tenant(conn, tenant)
                 await docs.lock_source(conn, tenant, record.name, source)
                 existing = await self._current(conn, record, tenant, source, document_id)
                 if existing is not None and _unchanged(existing, digest, upload):

@@ -13,6 +13,7 @@ from ragapi.metrics import EMBEDDING_DURATION, RETRIEVAL_DURATION, RETRIEVAL_RES
 from ragapi.retrieval import Hit, rrf_fuse, vector_only
 from ragapi.store.indexes import IndexRecord
 from ragapi.store.search import SearchFilters, has_iterative_scan, text_search, vector_search
+from ragapi.store.tenancy import tenant_tx
 from ragapi.tracing import exemplar, tracer
 
 # Each list contributes this many candidates per requested result to the fusion.
@@ -68,7 +69,7 @@ class Retriever:
             span.set_attribute("ragline.index", record.name)
             span.set_attribute("ragline.top_k", k)
             started = time.perf_counter()
-            async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+            async with tenant_tx(self._pool, tenant, readonly=True) as conn:
                 iterative = await self._supports_iterative(conn)
                 vres = await vector_search(
                     conn,

@@ -248,8 +248,9 @@ class ChatRouter:
                 if usage and (usage.input_tokens or usage.output_tokens)
                 else Usage(est.input_tokens, est.output_tokens)
             )
-            cost = max(cost, await self._ledger.settle(r, model, used.input_tokens,
-                                                       used.output_tokens))  # fmt: skip
+            cost = max(
+                cost, await self._ledger.settle(r, model, used.input_tokens, used.output_tokens)
+            )
         if held:
             trace.get_current_span().set_attribute("ragline.cost_usd", cost / 1_000_000)
 
@@ -349,9 +350,14 @@ class ChatRouter:
                 started = time.perf_counter()
                 # Not made current: an async generator resumes in other contexts, and a current
                 # span must be detached in the context that attached it.
-                span = tracer.start_span("generate", attributes={
-                "ragline.provider": name, "ragline.model": c.provider.model, "ragline.stream": True,
-            })  # fmt: skip
+                span = tracer.start_span(
+                    "generate",
+                    attributes={
+                        "ragline.provider": name,
+                        "ragline.model": c.provider.model,
+                        "ragline.stream": True,
+                    },
+                )
                 if skipped:
                     span.set_attribute("ragline.fallback_reason", skipped[-1].reason)
                 usage: Usage | None = None

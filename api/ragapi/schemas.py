@@ -149,6 +149,20 @@ class QueryResponse(BaseModel):
     )
 
 
+class AuditEntry(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str = Field(description="allowed, denied or not_found")
+    request_id: str
+    detail: dict[str, Any]
+
+
+class AuditLog(BaseModel):
+    entries: list[AuditEntry]
+
+
 class RateLimitStatus(BaseModel):
     limit: int = Field(description="Requests allowed per window.")
     remaining: int

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None, description="Postgres DSN (pgvector required)."
     )
+    admin_database_url: SecretStr | None = Field(
+        default=None,
+        description="Owner DSN for migrations and DDL; the request path uses RAGLINE_DATABASE_URL, "
+        "whose role must not bypass row-level security. Defaults to RAGLINE_DATABASE_URL.",
+    )
     redis_url: SecretStr | None = Field(default=None, description="Redis URL.")
     routing_file: Path | None = Field(
         default=None, description="YAML stream of RagIndex/InferencePool/ProviderBudget."
@@ -81,6 +86,11 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    def admin_dsn(self) -> str:
+        url = self.admin_database_url or self.database_url
+        assert url is not None
+        return url.get_secret_value()
 
     def problems(self) -> list[str]:
         """Everything that makes this configuration unfit to start, by setting name."""

@@ -17,6 +17,7 @@ from ragapi.errors import RaglineError
 from ragapi.ingest import DocumentUpload
 from ragapi.metrics import INGEST_JOBS, INGEST_JOBS_BACKLOG
 from ragapi.store import jobs as job_store
+from ragapi.store.tenancy import tenant_tx
 from ragapi.tracing import tracer
 
 if TYPE_CHECKING:
@@ -66,11 +67,15 @@ class IngestWorker:
         p: dict[str, Any] = job.payload
         try:
             record = await self.state.index(job.index_name)
-            await job_store.progress(self.state.pool, job.id, {"stage": "ingesting"})
+            async with tenant_tx(self.state.pool, job.tenant) as conn:
+                await job_store.progress(conn, job.id, {"stage": "ingesting"})
             upload = DocumentUpload(
-                source=p["source"], data=job.data or b"", content_type=p["content_type"],
-                tags=p.get("tags", []), metadata=p.get("metadata", {}),
-            )  # fmt: skip
+                source=p["source"],
+                data=job.data or b"",
+                content_type=p["content_type"],
+                tags=p.get("tags", []),
+                metadata=p.get("metadata", {}),
+            )
             import uuid
 
             doc_id = uuid.UUID(p["document_id"]) if p.get("document_id") else None
@@ -85,24 +90,29 @@ class IngestWorker:
             await self._failed(job, f"{type(exc).__name__}: {exc}", False)
             return
         self.state.forget_index(job.index_name)
-        await job_store.succeed(self.state.pool, job.id, {
-            "id": str(result.document.id), "version": result.document.version,
-            "chunks": result.chunks, "chunks_written": result.chunks_written,
-        })  # fmt: skip
+        async with tenant_tx(self.state.pool, job.tenant) as conn:
+            await job_store.succeed(
+                conn,
+                job.id,
+                {
+                    "id": str(result.document.id),
+                    "version": result.document.version,
+                    "chunks": result.chunks,
+                    "chunks_written": result.chunks_written,
+                },
+            )
         INGEST_JOBS.labels("succeeded").inc()
         log.info("job_succeeded", job_id=str(job.id), document_id=str(result.document.id))
 
     async def _failed(self, job: job_store.Job, error: str, permanent: bool) -> None:
-        new_state = await job_store.fail(
-            self.state.pool,
-            job,
-            error,
-            permanent=permanent,
-            retry_in_seconds=retry_delay(job.attempts),
-        )
+        async with tenant_tx(self.state.pool, job.tenant) as conn:
+            new_state = await job_store.fail(
+                conn, job, error, permanent=permanent, retry_in_seconds=retry_delay(job.attempts)
+            )
         INGEST_JOBS.labels("retried" if new_state == job_store.QUEUED else new_state).inc()
-        log.warning("job_failed", job_id=str(job.id), state=new_state, attempts=job.attempts,
-                    error=error)  # fmt: skip
+        log.warning(
+            "job_failed", job_id=str(job.id), state=new_state, attempts=job.attempts, error=error
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         last_backlog = 0.0

@@ -195,10 +195,11 @@ def _mark_ready(
     patch.status["conditions"] = _conditions(
         status,
         *extra,
-        cond.condition(cond.INDEX_BUILT, cond.TRUE, "Built", f"HNSW index {record.hnsw_index}",
-                       generation),
+        cond.condition(
+            cond.INDEX_BUILT, cond.TRUE, "Built", f"HNSW index {record.hnsw_index}", generation
+        ),
         cond.condition(cond.READY, cond.TRUE, "Ready", "index is searchable", generation),
-    )  # fmt: skip
+    )
 
 
 def _conditions(status: kopf.Status, *new: dict[str, Any]) -> list[dict[str, Any]]:

@@ -39,6 +39,8 @@ class Operator:
             **cluster.env,
             "KUBECONFIG": str(cluster.kubeconfig),
             **stack.environ(),
+            # The operator does DDL and cross-tenant counts: the owner role, not the API's.
+            "RAGLINE_DATABASE_URL": stack.postgres.url,
             "RAGLINE_DATABASE_SECRET_NAME": "ragline-db",
             "RAGLINE_METRICS_ADDRESS": "127.0.0.1",
             "RAGLINE_JOB_POLL_SECONDS": "1",

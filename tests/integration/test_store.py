@@ -37,9 +37,12 @@ async def conn(stack: EmbeddedStack) -> AsyncIterator[asyncpg.Connection]:
 async def test_concurrent_migrations_apply_once(stack: EmbeddedStack) -> None:
     """Two pods starting at once: the advisory lock serialises them; each version once."""
     db = f"mig_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(stack.postgres.url)
-    await admin.execute(f'CREATE DATABASE "{db}"')
+    admin = await asyncpg.connect(stack.postgres.superuser_url)
+    await admin.execute(f'CREATE DATABASE "{db}" OWNER ragline_owner')
     await admin.close()
+    su = await asyncpg.connect(stack.postgres.superuser_url.rsplit("/", 1)[0] + f"/{db}")
+    await su.execute("CREATE EXTENSION vector")  # as a DBA provisions it
+    await su.close()
     url = stack.postgres.url.rsplit("/", 1)[0] + f"/{db}"
     extra = Migration(9999, "slow_probe", "SELECT pg_sleep(0.3); CREATE TABLE probe (id int);")
     migrations = [*bundled_migrations(), extra]

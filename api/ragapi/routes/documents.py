@@ -6,11 +6,14 @@ import json
 import uuid
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from ragapi import audit
+from ragapi.auth import Principal
 from ragapi.deps import PrincipalDep, ReadableIndex, StateDep, WritableIndex
 from ragapi.errors import (
     BadRequest,
@@ -19,6 +22,7 @@ from ragapi.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from ragapi.http import request_id_of
 from ragapi.ingest import DocumentUpload, IngestResult
 from ragapi.parsing import resolve_content_type
 from ragapi.routes._errors import errors
@@ -33,6 +37,7 @@ from ragapi.schemas import (
 )
 from ragapi.store import documents as docs
 from ragapi.store import jobs as job_store
+from ragapi.store.tenancy import tenant_tx
 from ragapi.worker import trace_carrier
 
 router = APIRouter(prefix="/v1/indexes/{index}/documents", tags=["documents"])
@@ -128,17 +133,28 @@ async def _enqueue(
     upload: DocumentUpload,
     document_id: uuid.UUID | None = None,
 ) -> JSONResponse:
-    job = await job_store.enqueue(
-        state.pool, tenant=tenant, index=record.name,
-        payload={"source": upload.source, "content_type": upload.content_type,
-                 "tags": upload.tags, "metadata": upload.metadata,
-                 "document_id": str(document_id) if document_id else None},
-        data=upload.data, max_attempts=state.settings.ingest_max_attempts,
-        trace_context=trace_carrier(),
-    )  # fmt: skip
+    async with tenant_tx(state.pool, tenant) as conn:
+        job = await job_store.enqueue(
+            conn,
+            tenant=tenant,
+            index=record.name,
+            payload={
+                "source": upload.source,
+                "content_type": upload.content_type,
+                "tags": upload.tags,
+                "metadata": upload.metadata,
+                "document_id": str(document_id) if document_id else None,
+            },
+            data=upload.data,
+            max_attempts=state.settings.ingest_max_attempts,
+            trace_context=trace_carrier(),
+        )
     body = JobAccepted(job_id=job.id, state=job.state, status_url=f"/v1/jobs/{job.id}")
-    return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED,
-                        headers={"Location": body.status_url})  # fmt: skip
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        status_code=status.HTTP_202_ACCEPTED,
+        headers={"Location": body.status_url},
+    )
 
 
 def _wants_job(state: StateDep, upload: DocumentUpload, asynchronous: bool | None) -> bool:
@@ -183,12 +199,44 @@ async def upload_document(
                 f"document is {len(upload.data)} bytes; the limit is "
                 f"{state.settings.max_upload_bytes}"
             )
-        return await _enqueue(state, principal.tenant, record, upload)
+        accepted = await _enqueue(state, principal.tenant, record, upload)
+        await _audit(
+            request, state, principal, "document.enqueue", f"{record.name}/{upload.source}"
+        )
+        return accepted
     result = await state.ingestor.ingest(record, principal.tenant, upload, state.embedder(record))
     state.forget_index(record.name)
+    await _audit(
+        request,
+        state,
+        principal,
+        "document.upload",
+        f"{record.name}/{result.document.id}",
+        version=result.document.version,
+        changed=result.changed,
+    )
     if not result.changed:
         response.status_code = status.HTTP_200_OK
     return _written(result)
+
+
+async def _audit(
+    request: Request,
+    state: StateDep,
+    principal: Principal,
+    action: str,
+    target: str,
+    **detail: Any,
+) -> None:
+    await audit.record(
+        state.pool,
+        principal,
+        action=action,
+        target=target,
+        outcome="allowed",
+        request_id=request_id_of(request.scope),
+        detail=detail,
+    )
 
 
 @router.get(
@@ -204,9 +252,10 @@ async def list_documents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> DocumentList:
-    found = await docs.list_documents(
-        state.pool, principal.tenant, record.name, limit=limit, after=after
-    )
+    async with tenant_tx(state.pool, principal.tenant, readonly=True) as conn:
+        found = await docs.list_documents(
+            conn, principal.tenant, record.name, limit=limit, after=after
+        )
     return DocumentList(
         documents=[_public(d, record.name) for d in found],
         next_after=found[-1].source if len(found) == limit else None,
@@ -228,9 +277,9 @@ def _public(d: docs.StoredDocument, index: str) -> DocumentPublic:
 
 
 async def _live(
-    state: StateDep, tenant: str, index: str, document_id: uuid.UUID
+    conn: asyncpg.Connection, tenant: str, index: str, document_id: uuid.UUID
 ) -> docs.StoredDocument:
-    found = await docs.get_document(state.pool, tenant, index, document_id)
+    found = await docs.get_document(conn, tenant, index, document_id)
     if found is None or found.deleted_at is not None:
         raise NotFound(f"document {document_id} does not exist in index {index!r}")
     return found
@@ -249,13 +298,13 @@ async def get_document(
     record: ReadableIndex,
     version: Annotated[int | None, Query(ge=1, description="Include this version's text")] = None,
 ) -> DocumentPublic:
-    found = await _live(state, principal.tenant, record.name, document_id)
+    async with tenant_tx(state.pool, principal.tenant, readonly=True) as conn:
+        found = await _live(conn, principal.tenant, record.name, document_id)
+        versions = await docs.list_versions(conn, found.id)
+        wanted = version or found.version
+        row = await docs.get_version(conn, found.id, wanted)
     public = _public(found, record.name)
-    public.versions = [
-        VersionPublic(**dict(r)) for r in await docs.list_versions(state.pool, found.id)
-    ]
-    wanted = version or found.version
-    row = await docs.get_version(state.pool, found.id, wanted)
+    public.versions = [VersionPublic(**dict(r)) for r in versions]
     if row is None:
         raise NotFound(f"document {document_id} has no version {wanted}")
     public.content = row["content"]
@@ -288,17 +337,30 @@ async def put_document(
     asynchronous: AsyncParam = None,
 ) -> DocumentWritten | JSONResponse:
     upload = await _read_upload(request, needs_source=False)
-    current = await _live(state, principal.tenant, record.name, document_id)
+    async with tenant_tx(state.pool, principal.tenant, readonly=True) as conn:
+        current = await _live(conn, principal.tenant, record.name, document_id)
     if upload.source and upload.source != current.source:
         raise BadRequest("a document's source cannot change; upload a new document instead")
     if _wants_job(state, upload, asynchronous):
-        upload = DocumentUpload(current.source, upload.data, upload.content_type, upload.tags,
-                                upload.metadata)  # fmt: skip
-        return await _enqueue(state, principal.tenant, record, upload, document_id)
+        upload = DocumentUpload(
+            current.source, upload.data, upload.content_type, upload.tags, upload.metadata
+        )
+        accepted = await _enqueue(state, principal.tenant, record, upload, document_id)
+        await _audit(request, state, principal, "document.enqueue", f"{record.name}/{document_id}")
+        return accepted
     result = await state.ingestor.ingest(
         record, principal.tenant, upload, state.embedder(record), document_id=document_id
     )
     state.forget_index(record.name)
+    await _audit(
+        request,
+        state,
+        principal,
+        "document.update",
+        f"{record.name}/{document_id}",
+        version=result.document.version,
+        changed=result.changed,
+    )
     return _written(result)
 
 
@@ -309,10 +371,15 @@ async def put_document(
     responses=errors(403, 404),
 )
 async def delete_document(
-    document_id: uuid.UUID, state: StateDep, principal: PrincipalDep, record: WritableIndex
+    document_id: uuid.UUID,
+    request: Request,
+    state: StateDep,
+    principal: PrincipalDep,
+    record: WritableIndex,
 ) -> Response:
-    async with state.pool.acquire() as conn, conn.transaction():
+    async with tenant_tx(state.pool, principal.tenant) as conn:
         if not await docs.soft_delete(conn, record, principal.tenant, document_id):
             raise NotFound(f"document {document_id} does not exist in index {record.name!r}")
     state.forget_index(record.name)
+    await _audit(request, state, principal, "document.delete", f"{record.name}/{document_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

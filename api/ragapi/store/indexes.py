@@ -119,6 +119,21 @@ def table_ddl(index: str, spec: RagIndexSpec) -> list[str]:
         f"CREATE INDEX IF NOT EXISTS {quote_ident(base + '_metadata')} ON {table} "
         "USING gin (metadata jsonb_path_ops) WHERE active",
         f"CREATE INDEX IF NOT EXISTS {quote_ident(base + '_document')} ON {table} (document_id)",
+        # Tenant isolation in the database (see migration 0003). Guarded, because these
+        # take an exclusive lock and ensure_index runs on every start.
+        f"""DO $$ BEGIN
+              IF NOT (SELECT relforcerowsecurity FROM pg_class WHERE oid = '{table}'::regclass)
+              THEN
+                ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+                ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+              END IF;
+              IF NOT EXISTS (SELECT 1 FROM pg_policies
+                             WHERE tablename = '{base}' AND policyname = 'tenant_isolation') THEN
+                CREATE POLICY tenant_isolation ON {table}
+                  USING (tenant = current_setting('ragline.tenant', true))
+                  WITH CHECK (tenant = current_setting('ragline.tenant', true));
+              END IF;
+            END $$""",
     ]
 
 

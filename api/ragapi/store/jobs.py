@@ -68,9 +68,14 @@ async def enqueue(
         """INSERT INTO ingestion_jobs (id, tenant, index_name, kind, payload, data, max_attempts,
                                        trace_context)
            VALUES ($1, $2, $3, 'ingest', $4::jsonb, $5, $6, $7::jsonb) RETURNING *""",
-        uuid.uuid4(), tenant, index, json.dumps(payload), data, max_attempts,
+        uuid.uuid4(),
+        tenant,
+        index,
+        json.dumps(payload),
+        data,
+        max_attempts,
         json.dumps(trace_context),
-    )  # fmt: skip
+    )
     assert row is not None
     return _job(row)
 
@@ -86,18 +91,8 @@ async def get(
 
 async def claim(conn: asyncpg.Connection | asyncpg.Pool, lease_seconds: float) -> Job | None:
     """Take one due job (or one whose worker's lease expired), atomically across workers."""
-    row = await conn.fetchrow(
-        """UPDATE ingestion_jobs SET state = 'running', attempts = attempts + 1,
-                  locked_until = now() + make_interval(secs => $1), updated_at = now()
-           WHERE id = (
-               SELECT id FROM ingestion_jobs
-               WHERE (state = 'queued' AND run_after <= now())
-                  OR (state = 'running' AND locked_until < now())
-               ORDER BY run_after, created_at
-               FOR UPDATE SKIP LOCKED LIMIT 1)
-           RETURNING *""",
-        lease_seconds,
-    )
+    # Across tenants, so through the owner's SECURITY DEFINER function (migration 0003).
+    row = await conn.fetchrow("SELECT * FROM ragline_claim_job($1)", lease_seconds)
     return _job(row, with_data=True) if row else None
 
 
@@ -106,8 +101,9 @@ async def progress(
 ) -> None:
     await conn.execute(
         "UPDATE ingestion_jobs SET progress = $2::jsonb, updated_at = now() WHERE id = $1",
-        job_id, json.dumps(data),
-    )  # fmt: skip
+        job_id,
+        json.dumps(data),
+    )
 
 
 async def succeed(
@@ -117,8 +113,9 @@ async def succeed(
     await conn.execute(
         """UPDATE ingestion_jobs SET state = 'succeeded', result = $2::jsonb, data = NULL,
                   error = NULL, locked_until = NULL, updated_at = now() WHERE id = $1""",
-        job_id, json.dumps(result),
-    )  # fmt: skip
+        job_id,
+        json.dumps(result),
+    )
 
 
 async def fail(
@@ -140,11 +137,14 @@ async def fail(
         """UPDATE ingestion_jobs SET state = $2, error = $3, locked_until = NULL,
                   run_after = now() + make_interval(secs => $4), updated_at = now()
            WHERE id = $1""",
-        job.id, state, error, retry_in_seconds,
-    )  # fmt: skip
+        job.id,
+        state,
+        error,
+        retry_in_seconds,
+    )
     return state
 
 
 async def backlog(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, int]:
-    rows = await conn.fetch("SELECT state, count(*) AS n FROM ingestion_jobs GROUP BY state")
+    rows = await conn.fetch("SELECT state, n FROM ragline_job_backlog()")
     return {r["state"]: int(r["n"]) for r in rows}
