@@ -33,8 +33,8 @@ demo: $(STAMP)
 	$(BIN)/ragline demo --port $(PORT) --data-dir $(DATA_DIR)
 
 lint: $(STAMP)
-	$(BIN)/ruff check api operator tests bench
-	$(BIN)/ruff format --check api operator tests bench
+	$(BIN)/ruff check api operator tests bench dashboards
+	$(BIN)/ruff format --check api operator tests bench dashboards
 	$(BIN)/mypy api/ragapi operator/ragoperator
 
 format: $(STAMP)
@@ -44,6 +44,7 @@ format: $(STAMP)
 # The cluster tests need etcd, kube-apiserver and helm, the trace test Jaeger, all built
 # from the Go module proxy (cached under ~/.cache/ragline: minutes cold, instant warm).
 test: lint
+	$(RAGLINE_HACK)/install-prometheus.sh
 	$(RAGLINE_HACK)/build.sh etcd kube-apiserver helm jaeger >/dev/null
 	$(BIN)/pytest -q tests/unit tests/integration tests/cluster $(PYTEST_ARGS)
 

@@ -36,6 +36,12 @@ RETRIEVAL_RESULTS = Histogram(
     ["index"],
     buckets=(0, 1, 2, 5, 10, 20, 50, 100),
 )
+RETRIEVAL_EF_SEARCH = Histogram(
+    "ragline_retrieval_ef_search",
+    "hnsw.ef_search used per search",
+    ["index"],
+    buckets=(10, 20, 40, 64, 100, 200, 400, 1000),
+)
 EMBEDDING_DURATION = Histogram(
     "ragline_embedding_duration_seconds",
     "Embedding latency per call",

@@ -9,7 +9,12 @@ import asyncpg
 
 from ragapi.embedding.base import Embedder
 from ragapi.ingest import embed_texts
-from ragapi.metrics import EMBEDDING_DURATION, RETRIEVAL_DURATION, RETRIEVAL_RESULTS
+from ragapi.metrics import (
+    EMBEDDING_DURATION,
+    RETRIEVAL_DURATION,
+    RETRIEVAL_EF_SEARCH,
+    RETRIEVAL_RESULTS,
+)
 from ragapi.retrieval import Hit, rrf_fuse, vector_only
 from ragapi.store.indexes import IndexRecord
 from ragapi.store.search import SearchFilters, has_iterative_scan, text_search, vector_search
@@ -89,6 +94,7 @@ class Retriever:
             elapsed = time.perf_counter() - started
             span.set_attribute("ragline.strategy", vres.strategy)
             span.set_attribute("ragline.ef_search", vres.ef_search)
+            RETRIEVAL_EF_SEARCH.labels(record.name).observe(vres.ef_search)
             RETRIEVAL_DURATION.labels(record.name, vres.strategy).observe(
                 elapsed, exemplar=exemplar()
             )

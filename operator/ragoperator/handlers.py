@@ -40,7 +40,14 @@ from ragoperator.builders import (
     routing_configmap,
 )
 from ragoperator.kube import Kube, load_config
-from ragoperator.metrics import BUDGET_SPENT_USD, INDEX_BUILD_SECONDS, reconciling
+from ragoperator.metrics import (
+    BUDGET_LIMIT_USD,
+    BUDGET_SPENT_USD,
+    BUDGET_USED_RATIO,
+    INDEX_BUILD_FAILED,
+    INDEX_BUILD_SECONDS,
+    reconciling,
+)
 from ragoperator.settings import get_settings
 
 KIND_PLURALS = {
@@ -368,6 +375,7 @@ async def follow_ragindex(
     if state == "succeeded" and record.hnsw_index == target:
         _mark_ready(patch, status, record, docs, chunks, generation)
         INDEX_BUILD_SECONDS.labels(name).observe(record.hnsw_build_seconds or 0.0)
+        INDEX_BUILD_FAILED.labels(name).set(0)
         seconds = record.hnsw_build_seconds or 0.0
         kopf.event(
             body,
@@ -382,6 +390,7 @@ async def follow_ragindex(
             status,
             cond.condition(cond.INDEX_BUILT, cond.FALSE, "BuildFailed", message, generation),
         )
+        INDEX_BUILD_FAILED.labels(name).set(1)
         kopf.event(body, type="Warning", reason="IndexBuildFailed", message=message)
     elif state == "missing":
         # The Job was deleted (or expired) before finishing: reconcile creates it again.
@@ -557,7 +566,11 @@ async def refresh_providerbudget(
         await client.aclose()
     period_end = end.strftime("%Y-%m-%dT%H:%M:%SZ")
     result = budget_status(parsed, Spend.from_hash(fields), period_end)
-    BUDGET_SPENT_USD.labels(f"{namespace}/{name}").set(float(result.status["spent"]["usd"]))
+    budget_label = f"{namespace}/{name}"
+    BUDGET_SPENT_USD.labels(budget_label).set(float(result.status["spent"]["usd"]))
+    BUDGET_USED_RATIO.labels(budget_label).set(result.percent / 100)
+    if parsed.limit.usd is not None:
+        BUDGET_LIMIT_USD.labels(budget_label).set(float(parsed.limit.usd))
     last = status.get("lastAlertThreshold") if status.get("periodEnd") == period_end else None
     if result.crossed is not None and (last is None or result.crossed > last):
         kopf.event(

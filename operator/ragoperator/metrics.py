@@ -28,6 +28,15 @@ RECONCILE_IN_FLIGHT = Gauge(
     "ragline_reconcile_in_flight", "Reconciles running now (the operator's queue depth)", ["kind"]
 )
 BUDGET_SPENT_USD = Gauge("ragline_budget_spent_usd", "Budget spend this period", ["budget"])
+BUDGET_LIMIT_USD = Gauge("ragline_budget_limit_usd", "Budget USD limit of the period", ["budget"])
+BUDGET_USED_RATIO = Gauge(
+    "ragline_budget_used_ratio",
+    "Share of the tightest budget limit used (1 = exhausted)",
+    ["budget"],
+)
+INDEX_BUILD_FAILED = Gauge(
+    "ragline_index_build_failed", "1 while the index's latest HNSW build has failed", ["index"]
+)
 
 
 @contextmanager

@@ -65,7 +65,6 @@ PENDING_METRICS = {
     "ragline_budget_used_ratio": "operator gauge {budget}: spent/limit of the tightest limit",
     "ragline_budget_limit_usd": "operator gauge {budget}: the USD limit of the period",
     "ragline_index_build_failed": "operator gauge {index}: 1 while the index build has failed",
-    "ragline_retrieval_ef_search": "API histogram {index}: ef_search of each search",
     "ragline_cache_requests_total": "API counter {result}: declared, never incremented",
 }
 OPERATOR_OR_PENDING = OPERATOR_METRICS | set(PENDING_METRICS)
