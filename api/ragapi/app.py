@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -51,6 +52,25 @@ async def make_indexes_ready(state: AppState, routing: Routing) -> None:
         log.info("index_ready", index=name)
 
 
+def _jwt_verifier(settings: Settings) -> Any:
+    if not settings.jwt_jwks_url:
+        return None
+    from ragapi.jwtauth import JwtConfig, JwtVerifier
+
+    assert settings.jwt_issuer and settings.jwt_audience  # settings.problems() checked
+    return JwtVerifier(
+        JwtConfig(
+            jwks_url=settings.jwt_jwks_url,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            tenant_claim=settings.jwt_tenant_claim,
+            role_claim=settings.jwt_role_claim,
+            indexes_claim=settings.jwt_indexes_claim,
+            refresh_floor_seconds=settings.jwt_refresh_floor_seconds,
+        )
+    )
+
+
 @asynccontextmanager
 async def open_state(
     settings: Settings, default_embedder: Callable[[], Embedder] | None = None
@@ -94,7 +114,7 @@ async def open_state(
         ingestor=Ingestor(pool, settings.max_upload_bytes),
         retriever=retriever,
         answerer=Answerer(retriever, router),
-        keys=KeyVerifier(pool),
+        keys=KeyVerifier(pool, jwt=_jwt_verifier(settings)),
         callers=CallerLimiter(
             storage, settings.rate_limit, fail_open=settings.rate_limit_fail_open
         ),
@@ -126,6 +146,8 @@ async def open_state(
         await router.factory.aclose()
         await embedders.aclose()
         await redis.aclose()
+        if state.keys.jwt is not None:
+            await state.keys.jwt.aclose()
         await pool.close()
         if tracing:
             shutdown_tracing()
@@ -164,6 +186,22 @@ def create_app(
     for module in (health, indexes, documents, jobs, search, chat, ratelimits, auditlog):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + ENVELOPE_BYTES)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "Retry-After",
+            ],
+        )
     app.add_middleware(RequestContextMiddleware)
     if tracing_requested():
         instrument(app)

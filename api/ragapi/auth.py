@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import asyncpg
 
@@ -104,18 +105,26 @@ async def list_keys(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Rec
 
 
 class KeyVerifier:
-    def __init__(self, pool: asyncpg.Pool, cache_seconds: float = CACHE_SECONDS) -> None:
+    """Bearer credentials: Ragline API keys, and JWTs when an identity provider is set."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, cache_seconds: float = CACHE_SECONDS, jwt: Any | None = None
+    ) -> None:
         self._pool = pool
         self._cache_seconds = cache_seconds
         self._cache: dict[bytes, tuple[float, Principal]] = {}
+        self.jwt = jwt  # a ragapi.jwtauth.JwtVerifier, or None
 
     async def verify(self, authorization: str | None) -> Principal:
         if not authorization:
-            raise Unauthenticated("missing Authorization header (expected: Bearer <api key>)")
+            raise Unauthenticated("missing Authorization header (expected: Bearer <token>)")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise Unauthenticated("Authorization must be: Bearer <api key>")
+            raise Unauthenticated("Authorization must be: Bearer <api key or token>")
+        if self.jwt is not None and token.count(".") == 2 and not token.startswith("rl_"):
+            principal: Principal = await self.jwt.verify(token)
+            return principal
         parts = token.split("_")
         if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 8:
             raise Unauthenticated("invalid API key")

@@ -84,6 +84,20 @@ class Settings(BaseSettings):
         default=True, description="When Redis is down: allow (true) or refuse (false) callers."
     )
 
+    jwt_jwks_url: str | None = Field(default=None, description="JWKS of the identity provider.")
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_tenant_claim: str = "tenant"
+    jwt_role_claim: str = "role"
+    jwt_indexes_claim: str = "indexes"
+    jwt_refresh_floor_seconds: float = Field(default=30.0, gt=0)
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the API (CORS)."
+    )
+    auth_disabled: bool = Field(
+        default=False, description="Local experiments only; production refuses to start."
+    )
+
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -99,7 +113,15 @@ class Settings(BaseSettings):
             found.append("RAGLINE_DATABASE_URL is not set")
         if self.redis_url is None:
             found.append("RAGLINE_REDIS_URL is not set")
+        if self.jwt_jwks_url and not (self.jwt_issuer and self.jwt_audience):
+            found.append("RAGLINE_JWT_ISSUER and RAGLINE_JWT_AUDIENCE are required with JWT")
         if self.env is Environment.PRODUCTION:
+            if self.auth_disabled:
+                found.append("RAGLINE_AUTH_DISABLED is set")
+            if "*" in self.cors_origins:
+                found.append("RAGLINE_CORS_ORIGINS must not be '*'")
+            if self.jwt_jwks_url and not self.jwt_jwks_url.startswith("https://"):
+                found.append("RAGLINE_JWT_JWKS_URL must use https")
             dsn = self.database_url.get_secret_value() if self.database_url else ""
             if "changeme" in dsn or ":postgres@" in dsn:
                 found.append("RAGLINE_DATABASE_URL uses a placeholder password")
