@@ -16,14 +16,26 @@ from ragapi import __version__
 from ragapi.answering import Answerer
 from ragapi.auth import KeyVerifier
 from ragapi.budgets import BudgetLedger
+from ragapi.cache import AnswerCache
 from ragapi.embedders import EmbedderRegistry
 from ragapi.embedding.base import Embedder
 from ragapi.http import BodyLimitMiddleware, RequestContextMiddleware, install_error_handlers
 from ragapi.ingest import Ingestor
+from ragapi.memory import ConversationMemory
 from ragapi.ratelimit import CallerLimiter, ProviderRateLimiter, storage_for
 from ragapi.retriever import Retriever
 from ragapi.router import ChatRouter
-from ragapi.routes import auditlog, chat, documents, health, indexes, jobs, ratelimits, search
+from ragapi.routes import (
+    auditlog,
+    chat,
+    documents,
+    health,
+    indexes,
+    jobs,
+    ratelimits,
+    search,
+    sessions,
+)
 from ragapi.routing import Routing, RoutingWatcher
 from ragapi.settings import Settings, get_settings
 from ragapi.state import AppState
@@ -115,6 +127,8 @@ async def open_state(
         retriever=retriever,
         answerer=Answerer(retriever, router),
         keys=KeyVerifier(pool, jwt=_jwt_verifier(settings)),
+        cache=AnswerCache(redis),
+        memory=ConversationMemory(redis, settings.memory_turns),
         callers=CallerLimiter(
             storage, settings.rate_limit, fail_open=settings.rate_limit_fail_open
         ),
@@ -183,7 +197,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, indexes, documents, jobs, search, chat, ratelimits, auditlog):
+    for module in (health, indexes, documents, jobs, search, chat, sessions, ratelimits, auditlog):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + ENVELOPE_BYTES)
     if settings.cors_origins:

@@ -124,7 +124,12 @@ class QueryRequest(_In):
     top_k: int | None = Field(default=None, ge=1, le=50)
     stream: bool = False
     filters: Filters | None = None
-    session_id: str | None = Field(default=None, max_length=200)
+    session_id: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Conversation memory: recent turns are used and this one is kept.",
+    )
 
 
 class Citation(BaseModel):
@@ -161,6 +166,16 @@ class AuditEntry(BaseModel):
 
 class AuditLog(BaseModel):
     entries: list[AuditEntry]
+
+
+class SessionTurn(BaseModel):
+    role: str
+    content: str
+
+
+class SessionPublic(BaseModel):
+    session_id: str
+    turns: list[SessionTurn]
 
 
 class RateLimitStatus(BaseModel):
@@ -202,3 +217,9 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     user: str | None = None
+    session_id: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Ragline extension: server-side conversation memory (extra_body).",
+    )

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
         default=False, description="Local experiments only; production refuses to start."
     )
 
+    memory_turns: int = Field(default=20, ge=1, le=500, description="Turns kept per session.")
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -10,11 +10,13 @@ import redis.asyncio as aioredis
 
 from ragapi.answering import Answerer
 from ragapi.auth import KeyVerifier
+from ragapi.cache import AnswerCache
 from ragapi.contract import InferencePoolSpec
 from ragapi.embedders import EmbedderRegistry
 from ragapi.embedding.base import Embedder
 from ragapi.errors import DependencyUnavailable, NotFound
 from ragapi.ingest import Ingestor
+from ragapi.memory import ConversationMemory
 from ragapi.ratelimit import CallerLimiter
 from ragapi.retriever import Retriever
 from ragapi.routing import RoutingError, RoutingWatcher
@@ -36,6 +38,8 @@ class AppState:
     answerer: Answerer
     keys: KeyVerifier
     callers: CallerLimiter
+    cache: AnswerCache
+    memory: ConversationMemory
     _indexes: dict[str, tuple[float, IndexRecord]] = field(default_factory=dict)
 
     async def index(self, name: str) -> IndexRecord:

@@ -24,7 +24,7 @@ from ragapi.errors import NotFound, ValidationFailed
 from ragapi.http import request_id_of
 from ragapi.router import StreamInterrupted
 from ragapi.routes._errors import errors
-from ragapi.routes.search import citations
+from ragapi.routes.search import citations, session_history
 from ragapi.schemas import ChatCompletionRequest, ChatMessage
 
 router = APIRouter(tags=["openai-compatible"])
@@ -65,6 +65,8 @@ async def chat_completions(
     record = await state.index(body.model)
     question, history = split_messages(body.messages)
     pool_name, pool = state.chat_pool(record)
+    remembered = await session_history(state, principal.tenant, body.session_id, record)
+    history = remembered + history
     ctx = await state.answerer.context(
         record,
         principal.tenant,
@@ -89,10 +91,13 @@ async def chat_completions(
                 completion_id,
                 created,
                 request_id_of(request.scope),
+                remember=(principal.tenant, body.session_id) if body.session_id else None,
             ),
             ping=15,
         )
     answer = await state.answerer.answer(ctx, pool_name, pool)
+    if body.session_id:
+        await state.memory.append(principal.tenant, body.session_id, question, answer.text)
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -125,6 +130,7 @@ async def _chunks(
     cid: str,
     created: int,
     request_id: str,
+    remember: tuple[str, str] | None = None,
 ) -> AsyncIterator[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return json.dumps(
@@ -143,6 +149,8 @@ async def _chunks(
             if isinstance(item, AnswerStart):
                 yield chunk({"role": "assistant", "content": ""}, provider=item.provider)
             elif isinstance(item, AnswerDone):
+                if remember:
+                    await state.memory.append(*remember, ctx.request.question, item.text)
                 cites = [c.model_dump(mode="json") for c in citations(item.citations)]
                 yield chunk({}, "stop", citations=cites)
             else:

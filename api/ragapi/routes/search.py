@@ -6,12 +6,15 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from opentelemetry import trace
 from sse_starlette import EventSourceResponse
 
 from ragapi.answering import AnswerContext, AnswerDone, AnswerStart
+from ragapi.cache import answer_key
 from ragapi.deps import PrincipalDep, ReadableIndex, StateDep
 from ragapi.http import request_id_of
+from ragapi.memory import fit_history
 from ragapi.retrieval import Hit
 from ragapi.router import StreamInterrupted
 from ragapi.routes._errors import errors
@@ -25,6 +28,7 @@ from ragapi.schemas import (
     SearchResult,
     SkippedProvider,
 )
+from ragapi.store.indexes import content_version
 from ragapi.store.search import SearchFilters
 
 router = APIRouter(prefix="/v1/indexes/{index}", tags=["retrieval"])
@@ -87,22 +91,53 @@ async def query(
     state: StateDep,
     principal: PrincipalDep,
     record: ReadableIndex,
+    response: Response,
 ) -> QueryResponse | EventSourceResponse:
+    tenant = principal.tenant
     pool_name, pool = state.chat_pool(record)
+    history = await session_history(state, tenant, body.session_id, record)
+    cache_key = None
+    if not body.stream and not history:
+        # A conversation's answers depend on its history: only stand-alone questions cache.
+        version = await content_version(state.pool, record.name)
+        params = {
+            "top_k": body.top_k,
+            "filters": body.filters.model_dump() if body.filters else None,
+            "pool": pool_name,
+            "pool_spec": pool.model_dump(mode="json"),
+        }
+        cache_key = answer_key(tenant, record.name, version, body.question, params)
+        cached = await state.cache.get(cache_key)
+        trace.get_current_span().set_attribute("ragline.cache_hit", cached is not None)
+        if cached is not None:
+            response.headers["X-Ragline-Cache"] = "hit"
+            if body.session_id:
+                await state.memory.append(tenant, body.session_id, body.question, cached["answer"])
+            return QueryResponse.model_validate(cached)
     ctx = await state.answerer.context(
         record,
-        principal.tenant,
+        tenant,
         body.question,
         state.embedder(record),
         top_k=body.top_k,
         filters=to_filters(body.filters),
+        history=history,
     )
     if body.stream:
         return EventSourceResponse(
-            query_events(state, ctx, pool_name, pool, request_id_of(request.scope)), ping=15
+            query_events(
+                state,
+                ctx,
+                pool_name,
+                pool,
+                request_id_of(request.scope),
+                tenant=tenant,
+                session_id=body.session_id,
+            ),
+            ping=15,
         )
     answer = await state.answerer.answer(ctx, pool_name, pool)
-    return QueryResponse(
+    result = QueryResponse(
         answer=answer.text,
         citations=citations(answer.citations),
         provider=answer.provider,
@@ -110,10 +145,36 @@ async def query(
         skipped=[SkippedProvider(provider=s.provider, reason=s.reason) for s in answer.skipped],
         degraded=answer.degraded,
     )
+    if body.session_id:
+        await state.memory.append(tenant, body.session_id, body.question, answer.text)
+    if cache_key is not None and not answer.degraded and not answer.skipped:
+        # Only answers from the first choice: a fallback answer must not outlive the fault.
+        await state.cache.put(cache_key, result.model_dump(mode="json"))
+    if cache_key is not None:
+        response.headers["X-Ragline-Cache"] = "miss"
+    return result
+
+
+async def session_history(
+    state: StateDep, tenant: str, session_id: str | None, record: Any
+) -> list[dict[str, str]]:
+    if not session_id:
+        return []
+    turns = fit_history(
+        await state.memory.history(tenant, session_id), record.spec.answer.max_context_tokens // 3
+    )
+    return [{"role": t.role, "content": t.content} for t in turns]
 
 
 async def query_events(
-    state: StateDep, ctx: AnswerContext, pool_name: str, pool: Any, request_id: str
+    state: StateDep,
+    ctx: AnswerContext,
+    pool_name: str,
+    pool: Any,
+    request_id: str,
+    *,
+    tenant: str,
+    session_id: str | None,
 ) -> AsyncIterator[dict[str, str]]:
     """``start`` (provider), ``token`` deltas, then ``done`` with citations — or ``error``:
     a failure after the first token is reported, never passed off as a complete answer."""
@@ -128,6 +189,8 @@ async def query_events(
                 }
                 yield {"event": "start", "data": json.dumps(data)}
             elif isinstance(item, AnswerDone):
+                if session_id:
+                    await state.memory.append(tenant, session_id, ctx.request.question, item.text)
                 cites = [c.model_dump(mode="json") for c in citations(item.citations)]
                 yield {"event": "done", "data": json.dumps({"citations": cites})}
             else:

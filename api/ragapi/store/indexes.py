@@ -244,6 +244,16 @@ async def drop_index(conn: asyncpg.Connection, name: str) -> bool:
     return status != "DELETE 0"
 
 
+async def content_version(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> int:
+    """Read fresh on every cached lookup: a write on any pod must invalidate at once."""
+    version: int | None = await conn.fetchval(
+        "SELECT content_version FROM rag_indexes WHERE name = $1", name
+    )
+    if version is None:
+        raise NotFound(f"index {name!r} does not exist")
+    return version
+
+
 async def bump_content_version(conn: asyncpg.Connection, name: str) -> int:
     version: int = await conn.fetchval(
         """UPDATE rag_indexes SET content_version = content_version + 1
