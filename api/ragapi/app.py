@@ -37,7 +37,7 @@ from ragapi.routes import (
     sessions,
 )
 from ragapi.routing import Routing, RoutingWatcher
-from ragapi.settings import Settings, get_settings
+from ragapi.settings import Environment, Settings, get_settings
 from ragapi.state import AppState
 from ragapi.store.db import create_pool
 from ragapi.store.indexes import build_hnsw, ensure_index
@@ -102,6 +102,18 @@ async def open_state(
     finally:
         await conn.close()
     pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    bypass = await pool.fetchval(
+        "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
+    )
+    if bypass:
+        message = (
+            "the role of RAGLINE_DATABASE_URL bypasses row-level security: tenants are then "
+            "separated only by the application; give the API a role without BYPASSRLS"
+        )
+        if settings.env is Environment.PRODUCTION:
+            await pool.close()
+            raise RuntimeError(f"refusing to start: {message}")
+        log.warning("database_role_bypasses_rls", detail=message)
     redis = aioredis.Redis.from_url(
         settings.redis_url.get_secret_value(),
         socket_timeout=2,
