@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 
+from ragapi import audit
 from ragapi.deps import PrincipalDep, StateDep
 from ragapi.errors import NotFound
+from ragapi.http import request_id_of
 from ragapi.routes._errors import errors
 from ragapi.schemas import SessionPublic, SessionTurn
 
@@ -39,8 +41,16 @@ async def get_session(
     responses=errors(404),
 )
 async def delete_session(
-    session_id: SessionId, state: StateDep, principal: PrincipalDep
+    session_id: SessionId, request: Request, state: StateDep, principal: PrincipalDep
 ) -> Response:
     if not await state.memory.delete(principal.tenant, session_id):
         raise NotFound(f"session {session_id!r} does not exist")
+    await audit.record(
+        state.pool,
+        principal,
+        action="session.delete",
+        target=session_id,
+        outcome="allowed",
+        request_id=request_id_of(request.scope),
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
