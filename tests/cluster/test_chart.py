@@ -319,12 +319,20 @@ def test_api_deployment_wiring(helm: str) -> None:
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://tempo-distributor.monitoring:4317"
     assert env["OTEL_SERVICE_NAME"]["value"] == "ragline-api"
     assert "deployment.environment=test" in env["OTEL_RESOURCE_ATTRIBUTES"]["value"]
+    # On by default, with the Tempo example; `otel.enabled=false` exports nothing.
+    default_env = env_of(
+        one(render(helm, *REQUIRED), "Deployment", API)["spec"]["template"]["spec"]["containers"][0]
+    )
+    assert (
+        default_env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"]
+        == "http://tempo-distributor.monitoring:4317"
+    )
     assert not any(
         k.startswith("OTEL_")
         for k in env_of(
-            one(render(helm, *REQUIRED), "Deployment", API)["spec"]["template"]["spec"][
-                "containers"
-            ][0]
+            one(render(helm, *REQUIRED, "--set", "otel.enabled=false"), "Deployment", API)["spec"][
+                "template"
+            ]["spec"]["containers"][0]
         )
     )
     # Autoscaling: the HPA owns the replica count.
