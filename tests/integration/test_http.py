@@ -110,13 +110,33 @@ def test_metrics_use_route_templates_not_raw_paths(admin: httpx.Client, api_url:
         assert name in text
 
 
-def test_secrets_never_reach_the_log(api: ApiProcess, admin_key: str) -> None:
+def test_secrets_never_reach_the_log(api: ApiProcess, admin_key: str, admin: httpx.Client) -> None:
     from tests.integration.conftest import PROVIDER_API_KEY
 
+    # Use every secret in this test: a good key, a wrong one, the provider's key (an LLM
+    # call that fails and one that succeeds), a key in a header the app never reads.
+    wrong = "rl_AAAAAAAA_" + "W" * 32
+    httpx.get(f"{api.url}/v1/indexes", headers={"Authorization": f"Bearer {wrong}"})
+    admin.post(
+        "/v1/indexes/llm/documents", json={"source": "s.txt", "content": "Secrets stay hidden."}
+    )
+    admin.post(
+        "/v1/indexes/llm/query", json={"question": "hidden?"}, headers={"X-Api-Key": admin_key}
+    )
     text = log_text(api)
-    password = api.env["RAGLINE_DATABASE_URL"].split(":")[2].split("@")[0]
-    for secret in (admin_key, PROVIDER_API_KEY, password):
-        assert secret not in text
+    assert '"http_request"' in text  # the log is there, and it is the API's
+    db_password = api.env["RAGLINE_DATABASE_URL"].split(":")[2].split("@")[0]
+    admin_db_password = api.env["RAGLINE_ADMIN_DATABASE_URL"].split(":")[2].split("@")[0]
+    redis_password = api.env["RAGLINE_REDIS_URL"].split(":")[2].split("@")[0]
+    for secret in (
+        admin_key,
+        wrong,
+        PROVIDER_API_KEY,
+        db_password,
+        admin_db_password,
+        redis_password,
+    ):
+        assert len(secret) >= 16 and secret not in text
 
 
 def test_openapi_documents_the_contract(api_url: str) -> None:
