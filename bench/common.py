@@ -10,7 +10,7 @@ import platform
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -136,12 +136,6 @@ class Latency:
         return cls(len(ms), p50, p90, p99, float(ms.mean()), float(ms.max()))
 
 
-async def timed(fn: Callable[[], Awaitable[T]]) -> tuple[float, T]:
-    started = time.perf_counter()
-    value = await fn()
-    return time.perf_counter() - started, value
-
-
 def ms(value: float, digits: int = 2) -> str:
     return "—" if value != value else f"{value:.{digits}f}"  # NaN: nothing measured
 
@@ -243,9 +237,6 @@ class ChunkSet:
 
     def __len__(self) -> int:
         return len(self.texts)
-
-    def ids(self) -> npt.NDArray[np.int64]:
-        return np.arange(self.first_id, self.first_id + len(self), dtype=np.int64)
 
     def records(
         self, tenant: str, start: int = 0, stop: int | None = None

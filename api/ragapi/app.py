@@ -139,7 +139,7 @@ async def open_state(
         retriever=retriever,
         answerer=Answerer(retriever, router),
         keys=KeyVerifier(pool, jwt=_jwt_verifier(settings)),
-        cache=AnswerCache(redis),
+        cache=AnswerCache(redis, settings.answer_cache_ttl_seconds),
         memory=ConversationMemory(redis, settings.memory_turns),
         callers=CallerLimiter(
             storage, settings.rate_limit, fail_open=settings.rate_limit_fail_open

@@ -47,6 +47,10 @@ class AnswerCache:
         self._redis = redis
         self._ttl = ttl_seconds
 
+    @property
+    def enabled(self) -> bool:
+        return self._ttl > 0
+
     async def get(self, key: str) -> dict[str, Any] | None:
         try:
             raw = await self._redis.get(key)

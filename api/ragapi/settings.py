@@ -98,6 +98,9 @@ class Settings(BaseSettings):
         default=False, description="Local experiments only; production refuses to start."
     )
 
+    answer_cache_ttl_seconds: int = Field(
+        default=24 * 3600, ge=0, description="How long answers are cached; 0 turns the cache off."
+    )
     memory_turns: int = Field(default=20, ge=1, le=500, description="Turns kept per session.")
 
     log_level: str = "INFO"

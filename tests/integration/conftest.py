@@ -126,8 +126,11 @@ def admin(api: ApiProcess, admin_key: str) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="session")
 def reader(api: ApiProcess, reader_key: str) -> Iterator[httpx.Client]:
+    # Provider tests repeat questions: always ask for a fresh answer, not the cached one.
     with httpx.Client(
-        base_url=api.url, headers={"Authorization": f"Bearer {reader_key}"}, timeout=60
+        base_url=api.url,
+        headers={"Authorization": f"Bearer {reader_key}", "Cache-Control": "no-cache"},
+        timeout=60,
     ) as c:
         yield c
 

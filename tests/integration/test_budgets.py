@@ -25,6 +25,8 @@ from tests.conftest import ApiProcess, start_api, stop_api
 from tests.support.provider_server import Fault, ProviderServer
 
 pytestmark = pytest.mark.integration
+# Every call here must reach the provider: the same question repeats on purpose.
+NO_CACHE = {"RAGLINE_ANSWER_CACHE_TTL_SECONDS": "0"}
 
 ROUTING = """\
 apiVersion: ragline.dev/v1alpha1
@@ -124,7 +126,7 @@ def test_fallback_reject_degrade_and_rate_limits(
     ]
     routing = tmp_path / "routing.yaml"
     routing.write_text("\n---\n".join(f.read_text() for f in files))
-    api = start_api(routing, {}, stack, tmp_path / "api.log")
+    api = start_api(routing, NO_CACHE, stack, tmp_path / "api.log")
     try:
         key = api.create_key("admin")
         for index in ("fb", "rj", "dg", "rl"):
@@ -164,7 +166,7 @@ def test_failed_call_releases_its_reservation(
     routing = routing_for(
         tmp_path, fresh_provider.url, "rel", limit="{requests: 5}", on_exhausted="reject"
     )
-    api = start_api(routing, {}, stack, tmp_path / "api.log")
+    api = start_api(routing, NO_CACHE, stack, tmp_path / "api.log")
     try:
         key = api.create_key("admin")
         _seed(api, key, "rel")
@@ -190,7 +192,11 @@ def test_budget_holds_across_four_processes_and_a_killed_one(
         limit=f'{{requests: {allowed}, usd: "1000"}}',
         on_exhausted="reject",
     )
-    env = {"RAGLINE_BUDGET_RESERVATION_GRACE_SECONDS": "1", "RAGLINE_RATE_LIMIT": "100000/minute"}
+    env = {
+        "RAGLINE_BUDGET_RESERVATION_GRACE_SECONDS": "1",
+        "RAGLINE_RATE_LIMIT": "100000/minute",
+        **NO_CACHE,
+    }
     apis = [start_api(routing, env, stack, tmp_path / f"api{n}.log") for n in range(4)]
     try:
         key = apis[0].create_key("admin")
@@ -269,7 +275,9 @@ def test_redis_down_budgets_fail_closed_and_recover(
     routing = routing_for(
         tmp_path, fresh_provider.url, "down", limit="{requests: 100}", on_exhausted="reject"
     )
-    api = start_api(routing, {"RAGLINE_REDIS_URL": own.url}, stack, tmp_path / "api.log")
+    api = start_api(
+        routing, {"RAGLINE_REDIS_URL": own.url, **NO_CACHE}, stack, tmp_path / "api.log"
+    )
     try:
         key = api.create_key("admin")
         _seed(api, key, "down")

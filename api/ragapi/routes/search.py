@@ -97,7 +97,9 @@ async def query(
     pool_name, pool = state.chat_pool(record)
     history = await session_history(state, tenant, body.session_id, record)
     cache_key = None
-    if not body.stream and not history:
+    # `Cache-Control: no-cache` asks for a fresh answer (which then refreshes the cache).
+    fresh = "no-cache" in request.headers.get("cache-control", "").lower()
+    if state.cache.enabled and not body.stream and not history:
         # A conversation's answers depend on its history: only stand-alone questions cache.
         version = await content_version(state.pool, record.name)
         params = {
@@ -107,7 +109,7 @@ async def query(
             "pool_spec": pool.model_dump(mode="json"),
         }
         cache_key = answer_key(tenant, record.name, version, body.question, params)
-        cached = await state.cache.get(cache_key)
+        cached = None if fresh else await state.cache.get(cache_key)
         trace.get_current_span().set_attribute("ragline.cache_hit", cached is not None)
         if cached is not None:
             response.headers["X-Ragline-Cache"] = "hit"
