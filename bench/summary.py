@@ -14,9 +14,9 @@ def print_goals(console: Console, summary: dict[str, Any]) -> None:
     if "retrieval" in summary:
         g = summary["retrieval"]["goal"]
         extra = [
-            f"{k.removeprefix('met_with_').removesuffix('_at_ef')}: ef {v}"
-            for k, v in g.items()
-            if k.startswith("met_with_") and v is not None
+            f"m {b['m']} efC {b['ef_construction']} at ef {b['met_at_ef']}"
+            for b in g.get("rebuilds", [])
+            if b["met_at_ef"] is not None
         ]
         rows.append(
             [
