@@ -23,6 +23,12 @@ class Hit:
     similarity: float | None = None  # vector similarity when the chunk was a vector hit
 
 
+def _hit(c: Candidate, score: float, **ranks: Any) -> Hit:
+    return Hit(
+        c.chunk_id, c.document_id, c.source, c.heading, c.text, c.token_count, score=score, **ranks
+    )
+
+
 def rrf_fuse(
     vector: Sequence[Candidate], text: Sequence[Candidate], *, rrf_k: int, top_k: int
 ) -> list[Hit]:
@@ -32,54 +38,23 @@ def rrf_fuse(
     """
     hits: dict[int, Hit] = {}
     for rank, c in enumerate(vector, start=1):
-        hits[c.chunk_id] = Hit(
-            c.chunk_id,
-            c.document_id,
-            c.source,
-            c.heading,
-            c.text,
-            c.token_count,
-            score=1.0 / (rrf_k + rank),
-            vector_rank=rank,
-            similarity=c.score,
-        )
+        hits[c.chunk_id] = _hit(c, 1.0 / (rrf_k + rank), vector_rank=rank, similarity=c.score)
     for rank, c in enumerate(text, start=1):
         prior = hits.get(c.chunk_id)
+        score = 1.0 / (rrf_k + rank)
         if prior is None:
-            hits[c.chunk_id] = Hit(
-                c.chunk_id,
-                c.document_id,
-                c.source,
-                c.heading,
-                c.text,
-                c.token_count,
-                score=1.0 / (rrf_k + rank),
-                text_rank=rank,
-            )
+            hits[c.chunk_id] = _hit(c, score, text_rank=rank)
         else:
-            hits[c.chunk_id] = replace(
-                prior, score=prior.score + 1.0 / (rrf_k + rank), text_rank=rank
-            )
+            hits[c.chunk_id] = replace(prior, score=prior.score + score, text_rank=rank)
     ordered = sorted(
-        hits.values(),
-        key=lambda h: (-h.score, h.vector_rank or 1_000_000, h.chunk_id),
+        hits.values(), key=lambda h: (-h.score, h.vector_rank or 1_000_000, h.chunk_id)
     )
     return ordered[:top_k]
 
 
 def vector_only(vector: Sequence[Candidate], *, top_k: int) -> list[Hit]:
     return [
-        Hit(
-            c.chunk_id,
-            c.document_id,
-            c.source,
-            c.heading,
-            c.text,
-            c.token_count,
-            score=c.score,
-            vector_rank=rank,
-            similarity=c.score,
-        )
+        _hit(c, c.score, vector_rank=rank, similarity=c.score)
         for rank, c in enumerate(vector[:top_k], start=1)
     ]
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import asyncpg
 
 from ragapi.embedding.base import Embedder
-from ragapi.ingest import embed_texts
 from ragapi.metrics import (
     EMBEDDING_DURATION,
     RETRIEVAL_DURATION,
@@ -105,6 +104,3 @@ class Retriever:
                 hits = vector_only(vres.candidates, top_k=k)
         RETRIEVAL_RESULTS.labels(record.name).observe(len(hits))
         return SearchOutcome(hits, vres.strategy, vres.ef_search)
-
-
-__all__ = ["Retriever", "SearchOutcome", "embed_texts"]

@@ -15,6 +15,7 @@ from pgvector.asyncpg import register_vector
 from ragapi.contract import RagIndexSpec
 from ragapi.embedded import EmbeddedStack
 from ragapi.store import search as store_search
+from ragapi.store.documents import COPY_COLUMNS
 from ragapi.store.indexes import build_hnsw, ensure_index, get_index, hnsw_index_name
 from ragapi.store.migrations import Migration, bundled_migrations, migrate
 from ragapi.store.search import SearchFilters, vector_search
@@ -108,20 +109,7 @@ async def _index_with_rows(
             )
             for i in range(rows)
         ],
-        columns=(
-            "id",
-            "document_id",
-            "tenant",
-            "source",
-            "first_version",
-            "heading",
-            "text",
-            "token_count",
-            "content_hash",
-            "tags",
-            "metadata",
-            "embedding",
-        ),
+        columns=COPY_COLUMNS,
     )
     await build_hnsw(conn, name)
     return name, vectors
