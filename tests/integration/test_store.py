@@ -19,6 +19,7 @@ from ragapi.store.documents import COPY_COLUMNS
 from ragapi.store.indexes import build_hnsw, ensure_index, get_index, hnsw_index_name
 from ragapi.store.migrations import Migration, bundled_migrations, migrate
 from ragapi.store.search import SearchFilters, vector_search
+from ragapi.store.tenancy import set_tenant
 
 pytestmark = pytest.mark.integration
 DIM = 8
@@ -126,6 +127,7 @@ async def test_filtered_search_returns_k_rows_by_every_strategy(
 
     async def run(**kw: object) -> store_search.VectorResult:
         async with conn.transaction():
+            await set_tenant(conn, "default")  # the filtered paths read the transaction's tenant
             return await vector_search(
                 conn,
                 record,

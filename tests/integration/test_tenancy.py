@@ -200,6 +200,37 @@ def test_row_level_security_alone_blocks_an_unfiltered_query(
                         uuid.uuid4(),
                         b.name,
                     )
+            # The owner's search functions (GIN under RLS) enforce the same isolation.
+            text_fn = (
+                "SELECT source FROM ragline_text_candidates('chunks_docs', $1, 50, NULL, NULL)"
+            )
+            assert await app.fetch(text_fn, f"launch codename {info['secret']}") == []  # no tenant
+            async with app.transaction():
+                await app.execute("SELECT set_config('ragline.tenant', 'someone-else', true)")
+                assert await app.fetch(text_fn, f"launch codename {info['secret']}") == []
+                assert (
+                    await app.fetchval(
+                        "SELECT ragline_count_matching('chunks_docs', ARRAY['secret'], NULL, 100)"
+                    )
+                    == 0
+                )
+            async with app.transaction():
+                await app.execute("SELECT set_config('ragline.tenant', $1, true)", b.name)
+                found = {
+                    r["source"]
+                    for r in await app.fetch(text_fn, f"launch codename {info['secret']}")
+                }
+                assert "plans.md" in found
+                assert (
+                    await app.fetchval(
+                        "SELECT ragline_count_matching('chunks_docs', ARRAY['secret'], NULL, 100)"
+                    )
+                    == 1
+                )
+            with pytest.raises(asyncpg.RaiseError, match="not a Ragline chunk table"):
+                await app.fetch(
+                    "SELECT * FROM ragline_text_candidates('documents', 'x', 5, NULL, NULL)"
+                )
             # and the role cannot switch the policies off
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await app.execute("ALTER TABLE documents DISABLE ROW LEVEL SECURITY")

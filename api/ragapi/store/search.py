@@ -134,10 +134,16 @@ async def vector_search(
         return rows
 
     async def exact() -> list[asyncpg.Record]:
-        # Plain index scans off: the planner falls back to a (GIN bitmap) scan and a sort.
-        await conn.execute("SET LOCAL enable_indexscan = off")
-        rows: list[asyncpg.Record] = await conn.fetch(select, query, k, tenant, *fargs)
-        await conn.execute("SET LOCAL enable_indexscan = on")
+        # Through the owner's function: under row-level security the GIN indexes on tags
+        # and metadata cannot serve the filter (see migration 0004).
+        rows: list[asyncpg.Record] = await conn.fetch(
+            "SELECT * FROM ragline_exact_candidates($1::regclass, $2, $3, $4, $5, $6::jsonb)",
+            table,
+            query,
+            op,
+            k,
+            *_filter_args(filters),
+        )
         return rows
 
     if filters.empty:
@@ -150,12 +156,11 @@ async def vector_search(
             ranked = sorted(_rows(rows, distance), key=lambda c: -c.score)
             return VectorResult(ranked, "hnsw-iterative", ef)
         return VectorResult(_rows(await exact(), distance), "exact", ef)
-    count_where, _ = _where(filters, 2)
     matching = await conn.fetchval(
-        f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {count_where} LIMIT $1) m",
+        "SELECT ragline_count_matching($1::regclass, $2, $3::jsonb, $4)",
+        table,
+        *_filter_args(filters),
         EXACT_SCAN_MAX_ROWS + 1,
-        tenant,
-        *fargs,
     )
     if matching <= EXACT_SCAN_MAX_ROWS:
         return VectorResult(_rows(await exact(), distance), "exact", ef)
@@ -179,22 +184,22 @@ async def text_search(
     k: int,
     filters: SearchFilters,
 ) -> list[Candidate]:
-    """Full-text candidates. Terms are OR-ed: a question's words rarely all appear in one
-    chunk, and ranking (ts_rank_cd) already rewards chunks that hold more of them."""
-    table = quote_ident(record.table)
-    where, fargs = _where(filters, 3)
+    """Full-text candidates (question words OR-ed, ranked by ts_rank_cd), through the
+    owner's function so the GIN index serves them under row-level security. The tenant is
+    the transaction's (``set_tenant``); ``tenant`` is accepted for symmetry only."""
+    del tenant
     rows = await conn.fetch(
-        f"""WITH q AS (
-                SELECT nullif(replace(plainto_tsquery('english', $1)::text, '&', '|'), '')::tsquery
-                       AS tsq)
-            SELECT id, document_id, source, heading, text, token_count,
-                   ts_rank_cd(tsv, q.tsq) AS score
-            FROM {table}, q
-            WHERE q.tsq IS NOT NULL AND tsv @@ q.tsq AND {where}
-            ORDER BY score DESC, id LIMIT $2""",
+        "SELECT * FROM ragline_text_candidates($1::regclass, $2, $3, $4, $5::jsonb)",
+        quote_ident(record.table),
         text,
         k,
-        tenant,
-        *fargs,
+        *_filter_args(filters),
     )
     return _candidates(rows, float)
+
+
+def _filter_args(filters: SearchFilters) -> tuple[list[str] | None, str | None]:
+    return (
+        list(filters.tags) if filters.tags else None,
+        json.dumps(filters.metadata) if filters.metadata else None,
+    )
