@@ -109,7 +109,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         times: dict[tuple[str, str], list[float]] = {}
 
         async def measure() -> None:
-            async with httpx.AsyncClient(headers=h, timeout=30) as client:
+            # no-cache: measure the whole answer path, not the answer cache
+            async with httpx.AsyncClient(
+                headers={**h, "Cache-Control": "no-cache"}, timeout=30
+            ) as client:
                 for r in range(rounds + 10):
                     for path, body in (
                         ("search", {"query": f"how long are {r % 7} logs kept", "top_k": 5}),
