@@ -15,7 +15,7 @@ kind: RagIndex
 metadata: {name: demo}
 spec:
   chunking: {maxTokens: 200, overlapTokens: 30, strategy: structured}
-  hnsw: {m: 16, efConstruction: 64, efSearch: 40}
+  hnsw: {m: 16, efConstruction: 256, efSearch: 40}
   search: {hybrid: true, rrfK: 60, topK: 5}
 ---
 apiVersion: ragline.dev/v1alpha1

@@ -125,7 +125,7 @@ VALID: dict[str, dict[str, Any]] = {
 SERVER_DEFAULTS: dict[str, dict[tuple[str | int, ...], Any]] = {
     "RagIndex": {
         ("hnsw", "m"): 16,
-        ("hnsw", "efConstruction"): 64,
+        ("hnsw", "efConstruction"): 256,
         ("hnsw", "efSearch"): 40,
         ("embedding", "dimensions"): 384,
         ("chunking", "maxTokens"): 200,
@@ -169,7 +169,7 @@ def test_valid_object_is_defaulted_like_the_model(k: Cluster, kind: str) -> None
 def test_ragindex_without_spec_gets_a_defaulted_spec(k: Cluster) -> None:
     apply(k, manifest("RagIndex", "no-spec", None))
     spec = get(k, "RagIndex", "no-spec")["spec"]
-    assert spec["hnsw"] == {"m": 16, "efConstruction": 64, "efSearch": 40}
+    assert spec["hnsw"] == {"m": 16, "efConstruction": 256, "efSearch": 40}
     assert spec == model_dump(SPEC_MODELS["RagIndex"]())
 
 

@@ -236,8 +236,8 @@ def test_ragindex_build_ready_rebuild_and_delete(
     )
     status = ready["status"]
     assert status["observedGeneration"] == ready["metadata"]["generation"]
-    assert status["index"]["name"] == "chunks_manual_hnsw_cosine_m16_ef64"
-    assert status["index"]["params"] == {"m": 16, "efConstruction": 64, "distance": "cosine"}
+    assert status["index"]["name"] == "chunks_manual_hnsw_cosine_m16_ef256"
+    assert status["index"]["params"] == {"m": 16, "efConstruction": 256, "distance": "cosine"}
     assert status["chunks"] == 0 and status["documents"] == 0
     conds = {c["type"]: c for c in status["conditions"]}
     assert conds["Ready"]["status"] == "True" and conds["IndexBuilt"]["status"] == "True"

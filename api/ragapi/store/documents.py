@@ -232,7 +232,8 @@ async def write_version(conn: asyncpg.Connection, record: IndexRecord, w: Versio
                     np.asarray(emb, dtype=np.float32),
                 )
             )
-        # Binary COPY (measured 40x faster than text COPY for 384-d vectors) cannot target a
+        # Binary COPY (measured 60x faster than text COPY for the vectors alone; 1.3-1.7x for
+        # whole chunk rows, where to_tsvector and the GIN indexes dominate) cannot target a
         # table under row-level security, so it fills a transaction-scoped temporary table
         # and one INSERT ... SELECT moves the rows in, checked by the tenant policy.
         staging = quote_ident(f"staging_{record.table}")

@@ -21,7 +21,8 @@ import numpy as np
 from ragapi.contract import Distance
 from ragapi.store.indexes import OPERATOR, IndexRecord, quote_ident
 
-# Below this many matching rows an exact scan beats any index (about 1 ms per 2k rows).
+# Below this many matching rows an exact scan of them beats escalating HNSW (they come
+# from the GIN index; measured about 3 ms for 1k matches at 100k rows).
 EXACT_SCAN_MAX_ROWS = 2000
 EF_SEARCH_CEILING = 1000
 

@@ -77,7 +77,7 @@ def test_missing_default_pool_means_extractive() -> None:
             "RagIndex/a: spec.hnsw.m",
         ),
         (
-            "apiVersion: ragline.dev/v1alpha1\nkind: RagIndex\nmetadata: {name: a}\nspec: {hnsw: {m: 40}}\n",
+            "apiVersion: ragline.dev/v1alpha1\nkind: RagIndex\nmetadata: {name: a}\nspec: {hnsw: {m: 40, efConstruction: 64}}\n",
             "efConstruction must be at least 2 * m",
         ),
         (

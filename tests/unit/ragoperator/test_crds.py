@@ -353,7 +353,7 @@ def test_a_few_defaults_by_name() -> None:
     ri = spec_of("RagIndex")["properties"]["spec"]
     assert ri["default"] == {}
     assert ri["properties"]["hnsw"]["properties"]["m"]["default"] == c.RagIndexSpec().hnsw.m == 16
-    assert ri["properties"]["hnsw"]["default"] == {"m": 16, "efConstruction": 64, "efSearch": 40}
+    assert ri["properties"]["hnsw"]["default"] == {"m": 16, "efConstruction": 256, "efSearch": 40}
     assert ri["properties"]["distance"]["default"] == c.RagIndexSpec().distance.value
     pb = spec_of("ProviderBudget")["properties"]["spec"]
     assert pb["properties"]["alertThresholds"]["default"] == [50, 80, 100]
