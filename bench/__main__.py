@@ -23,7 +23,16 @@ from rich.console import Console
 from bench.common import RESULTS_DIR, Bench
 from ragapi.embedded import EmbeddedStack
 
-PARTS = ("retrieval", "search", "ingest")
+STACK_PARTS = ("retrieval", "search", "ingest")
+# Parts that start what they need themselves (API processes, a control plane, Jaeger).
+OWN_PARTS = {
+    "router": "bench.router_overhead",
+    "budget": "bench.budget_proof",
+    "cache": "bench.cache_hit",
+    "telemetry": "bench.telemetry",
+    "operator": "bench.operator_reconcile",
+}
+PARTS = (*STACK_PARTS, *OWN_PARTS)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -77,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             bench.run(_migrate(bench.dsn))
             summary: dict[str, Any] = {}
-            for part in parts:
+            for part in [p for p in parts if p in STACK_PARTS]:
                 part_started = time.perf_counter()
                 console.rule(f"[bold]{part}")
                 summary[part] = _module(part).run(bench)
@@ -88,6 +97,20 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    for part in [p for p in parts if p in OWN_PARTS]:
+        import importlib
+        import json
+
+        part_started = time.perf_counter()
+        console.rule(f"[bold]{part}")
+        result = importlib.import_module(OWN_PARTS[part]).run(quick=args.quick)
+        console.print_json(json.dumps(result, default=str))
+        args.results.mkdir(parents=True, exist_ok=True)
+        suffix = "-quick" if args.quick else ""
+        (args.results / f"{part}{suffix}.json").write_text(
+            json.dumps(result, indent=2, default=str)
+        )
+        console.print(f"[dim]{part} took {time.perf_counter() - part_started:.0f} s[/dim]")
     from bench.summary import print_goals
 
     print_goals(console, summary)
