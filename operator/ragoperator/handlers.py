@@ -135,7 +135,7 @@ async def _database(kube: Kube, spec: RagIndexSpec, namespace: str) -> tuple[str
             raise _NotReady(
                 "SecretMissing",
                 f"Secret {ref.name!r} has no key {ref.key!r} in namespace {namespace!r}",
-                delay=30,
+                delay=10,  # a Secret often lands seconds after the resource that names it
             )
         return dsn, SecretRef(ref.name, ref.key)
     if settings.database_url is None or settings.database_secret_name is None:
