@@ -7,9 +7,7 @@ the spec the operator wrote, then marks the Job complete through the API.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -24,64 +22,14 @@ import yaml
 
 from ragapi.budget_keys import SPENT_REQUESTS, SPENT_USD_MICROS, counters_key
 from ragapi.contract import Period
-from ragapi.embedded import EmbeddedStack, free_port
+from ragapi.embedded import EmbeddedStack
 from tests.cluster.conftest import REPO, Cluster
+from tests.support import operator as support
+from tests.support.operator import Operator
 
 pytestmark = pytest.mark.cluster
 NS = "ragline-test"
 RAGLINE = str(Path(sys.executable).parent / "ragline")
-
-
-class Operator:
-    def __init__(self, cluster: Cluster, stack: EmbeddedStack, log: Path) -> None:
-        self.log = log
-        self.env = {
-            **cluster.env,
-            "KUBECONFIG": str(cluster.kubeconfig),
-            **stack.environ(),
-            # The operator does DDL and cross-tenant counts: the owner role, not the API's.
-            "RAGLINE_DATABASE_URL": stack.postgres.url,
-            "RAGLINE_DATABASE_SECRET_NAME": "ragline-db",
-            "RAGLINE_METRICS_ADDRESS": "127.0.0.1",
-            "RAGLINE_JOB_POLL_SECONDS": "1",
-            "RAGLINE_STATUS_REFRESH_SECONDS": "1",
-            "RAGLINE_IMAGE": "ragline:test",
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.metrics_port = free_port()
-        self.env["RAGLINE_METRICS_PORT"] = str(self.metrics_port)
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                RAGLINE,
-                "operator",
-                "--namespace",
-                NS,
-                "--liveness-host",
-                "127.0.0.1",
-                "--liveness-port",
-                str(free_port()),
-            ],
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +51,7 @@ def namespace(cluster: Cluster, crds_applied: object, stack: EmbeddedStack) -> s
 def operator(
     cluster: Cluster, namespace: str, stack: EmbeddedStack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
-    op = Operator(cluster, stack, tmp_path_factory.mktemp("operator") / "operator.log")
+    op = Operator(cluster, stack, NS, tmp_path_factory.mktemp("operator") / "operator.log")
     op.start()
     try:
         yield op
@@ -112,19 +60,11 @@ def operator(
 
 
 def get(cluster: Cluster, kind: str, name: str) -> dict[str, Any]:
-    out = cluster.kubectl("-n", NS, "get", kind, name, "-o", "json", check=False)
-    return json.loads(out.stdout) if out.returncode == 0 else {}
+    return support.get(cluster, NS, kind, name)
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
+    return support.wait_for(what, probe, timeout)
 
 
 def apply(cluster: Cluster, doc: dict[str, Any] | str) -> None:
@@ -133,62 +73,7 @@ def apply(cluster: Cluster, doc: dict[str, Any] | str) -> None:
 
 
 def run_job_and_complete(cluster: Cluster, job_name: str) -> None:
-    """What the kubelet would do: run the Job's container command, then record success."""
-    job = get(cluster, "job", job_name)
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    env = dict(cluster.env)
-    for var in container.get("env", []):
-        if "value" in var:
-            env[var["name"]] = var["value"]
-        else:
-            ref = var["valueFrom"]["secretKeyRef"]
-            secret = get(cluster, "secret", ref["name"])
-            env[var["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
-    out = subprocess.run(
-        [RAGLINE, *container["args"]], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert out.returncode == 0, out.stderr
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    status = {
-        "status": {
-            "startTime": now,
-            "completionTime": now,
-            "succeeded": 1,
-            "ready": 0,
-            "active": 0,
-            "terminating": 0,
-            "uncountedTerminatedPods": {},
-            "conditions": [
-                {
-                    "type": "SuccessCriteriaMet",
-                    "status": "True",
-                    "lastProbeTime": now,
-                    "lastTransitionTime": now,
-                    "reason": "CompletionsReached",
-                    "message": "ran by the test",
-                },
-                {
-                    "type": "Complete",
-                    "status": "True",
-                    "lastProbeTime": now,
-                    "lastTransitionTime": now,
-                    "reason": "CompletionsReached",
-                    "message": "ran by the test",
-                },
-            ],
-        }
-    }
-    cluster.kubectl(
-        "-n",
-        NS,
-        "patch",
-        "job",
-        job_name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(status),
-    )
+    support.run_job_and_complete(cluster, NS, job_name)
 
 
 def jobs_for(cluster: Cluster, index: str) -> list[dict[str, Any]]:
