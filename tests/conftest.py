@@ -31,6 +31,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
         s.stop()
 
 
+@pytest.fixture(scope="module")
+def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    """Postgres and Redis for one test module alone: the ingestion job queue is table-wide,
+    and the session's other API processes would claim (and trace, settle) its jobs."""
+    s = EmbeddedStack(tmp_path_factory.mktemp("private-stack"))
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
 @pytest.fixture(scope="session")
 def provider() -> Iterator[ProviderServer]:
     server = ProviderServer().start()

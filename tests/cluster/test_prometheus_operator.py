@@ -93,18 +93,7 @@ def status(cluster: Cluster, ns: str, kind: str, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def obs_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    """Postgres and Redis of this test alone (the ingestion job queue is table-wide)."""
-    s = EmbeddedStack(tmp_path_factory.mktemp("prometheus-operator-stack"))
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def namespaces(cluster: Cluster, crds_applied: object, obs_stack: EmbeddedStack) -> None:
+def namespaces(cluster: Cluster, crds_applied: object, private_stack: EmbeddedStack) -> None:
     for ns in (NS, STUCK_NS):
         cluster.kubectl("create", "namespace", ns)
     cluster.kubectl(
@@ -114,16 +103,16 @@ def namespaces(cluster: Cluster, crds_applied: object, obs_stack: EmbeddedStack)
         "secret",
         "generic",
         "ragline-db",
-        f"--from-literal=databaseUrl={obs_stack.postgres.url}",
+        f"--from-literal=databaseUrl={private_stack.postgres.url}",
     )
 
 
 @pytest.fixture()
 def operators(
-    cluster: Cluster, namespaces: None, obs_stack: EmbeddedStack, tmp_path: Path
+    cluster: Cluster, namespaces: None, private_stack: EmbeddedStack, tmp_path: Path
 ) -> Iterator[tuple[Operator, Operator]]:
-    main = Operator(cluster, obs_stack, NS, tmp_path / "operator.log")
-    stuck = Operator(cluster, obs_stack, STUCK_NS, tmp_path / "operator-stuck.log")
+    main = Operator(cluster, private_stack, NS, tmp_path / "operator.log")
+    stuck = Operator(cluster, private_stack, STUCK_NS, tmp_path / "operator-stuck.log")
     try:
         yield main.start(), stuck.start()
     finally:
@@ -134,9 +123,9 @@ def operators(
 
 @pytest.fixture()
 def obs_api(
-    obs_stack: EmbeddedStack, provider: ProviderServer, tmp_path: Path
+    private_stack: EmbeddedStack, provider: ProviderServer, tmp_path: Path
 ) -> Iterator[ApiProcess]:
-    proc = start_obs_api(obs_stack, provider, tmp_path)
+    proc = start_obs_api(private_stack, provider, tmp_path)
     try:
         yield proc
     finally:
@@ -247,7 +236,7 @@ def drive_operator(cluster: Cluster, stack: EmbeddedStack, prom: Prometheus, why
 
 def test_every_panel_and_rule_returns_series_with_the_operator(
     cluster: Cluster,
-    obs_stack: EmbeddedStack,
+    private_stack: EmbeddedStack,
     obs_api: ApiProcess,
     operators: tuple[Operator, Operator],
     prometheus: Prometheus,
@@ -267,7 +256,7 @@ def test_every_panel_and_rule_returns_series_with_the_operator(
     with ThreadPoolExecutor(1) as pool:
         load = pool.submit(drive_load, obs_api, prometheus, provider)
         try:
-            drive_operator(cluster, obs_stack, prometheus, why)
+            drive_operator(cluster, private_stack, prometheus, why)
         except BaseException:
             print(f"--- operator\n{main.tail()}\n--- stuck operator\n{stuck.tail()}")
             raise

@@ -95,20 +95,8 @@ def _tags(span: dict[str, Any]) -> dict[str, Any]:
     return {t["key"]: t["value"] for t in span.get("tags", [])}
 
 
-@pytest.fixture()
-def own_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
-    """Postgres and Redis of this test alone: the job queue is table-wide, and the session's
-    other API process would claim (and trace elsewhere) this test's ingestion job."""
-    s = EmbeddedStack(tmp_path / "stack")
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
 def test_span_tree_attributes_traceparent_and_job_link(
-    own_stack: EmbeddedStack, provider: ProviderServer, jaeger: dict[str, str], tmp_path: Path
+    private_stack: EmbeddedStack, provider: ProviderServer, jaeger: dict[str, str], tmp_path: Path
 ) -> None:
     provider.state.reset()
     provider.state.dimensions = 64
@@ -121,7 +109,7 @@ def test_span_tree_attributes_traceparent_and_job_link(
             "OTEL_SERVICE_NAME": SERVICE,
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         },
-        own_stack,
+        private_stack,
         tmp_path / "api.log",
     )
     try:

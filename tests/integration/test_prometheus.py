@@ -34,23 +34,11 @@ from tests.support.provider_server import ProviderServer
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    """Postgres and Redis of this test alone: the ingestion job queue is table-wide, and
-    another API process of the session would claim (and settle) this test's jobs."""
-    s = EmbeddedStack(tmp_path_factory.mktemp("prometheus-stack"))
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
 @pytest.fixture()
 def obs_api(
-    own_stack: EmbeddedStack, provider: ProviderServer, tmp_path: Path
+    private_stack: EmbeddedStack, provider: ProviderServer, tmp_path: Path
 ) -> Iterator[ApiProcess]:
-    proc = start_obs_api(own_stack, provider, tmp_path)
+    proc = start_obs_api(private_stack, provider, tmp_path)
     try:
         yield proc
     finally:
