@@ -40,10 +40,6 @@ class JwtConfig:
     leeway_seconds: float = 30.0
 
 
-def looks_like_jwt(token: str) -> bool:
-    return token.count(".") == 2 and not token.startswith("rl_")
-
-
 def _claim(claims: dict[str, Any], path: str) -> Any:
     """A claim by dotted path (``realm_access.ragline_role``), as nested IdP claims are."""
     value: Any = claims

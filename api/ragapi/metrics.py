@@ -58,7 +58,6 @@ PROVIDER_LATENCY = Histogram(
 PROVIDER_TOKENS = Counter(
     "ragline_provider_tokens_total", "Tokens reported by providers", ["provider", "direction"]
 )
-BUDGET_SPENT = Gauge("ragline_budget_spent_usd", "Spend in the current period", ["budget"])
 CIRCUIT_STATE = Gauge(
     "ragline_circuit_state", "Circuit breaker state (0 closed, 1 half-open, 2 open)", ["provider"]
 )
