@@ -22,7 +22,7 @@ import yaml
 
 from ragapi.budget_keys import SPENT_REQUESTS, SPENT_USD_MICROS, counters_key
 from ragapi.contract import Period
-from ragapi.embedded import EmbeddedStack
+from ragapi.embedded import EmbeddedStack, free_port
 from tests.cluster.conftest import REPO, Cluster
 from tests.support import operator as support
 from tests.support.operator import Operator
@@ -242,6 +242,44 @@ def test_missing_secret_is_a_condition_not_a_crash(cluster: Cluster, operator: O
         lambda: phase(cluster, "nosecret") == "Building",
         timeout=90,
     )
+
+
+def test_unreachable_database_is_a_condition_and_a_retry(
+    cluster: Cluster, operator: Operator
+) -> None:
+    closed = f"postgresql://nobody:nothing@127.0.0.1:{free_port()}/ragline"  # nothing listens
+    apply(
+        cluster,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "down-db"},
+            "stringData": {"dsn": closed},
+        },
+    )
+    apply(
+        cluster,
+        {
+            "apiVersion": "ragline.dev/v1alpha1",
+            "kind": "RagIndex",
+            "metadata": {"name": "nodb"},
+            "spec": {"database": {"secretRef": {"name": "down-db", "key": "dsn"}}},
+        },
+    )
+
+    def unreachable() -> dict[str, Any] | None:
+        conds = get(cluster, "ragindex", "nodb").get("status", {}).get("conditions", [])
+        return next(
+            (c for c in conds if c["type"] == "DatabaseReachable" and c["status"] == "False"), None
+        )
+
+    cond = wait_for("DatabaseReachable=False", unreachable)
+    assert (
+        cond["reason"] == "DatabaseUnreachable" and "cannot connect to Postgres" in cond["message"]
+    )
+    assert "nothing" not in cond["message"]  # the DSN's password is never echoed
+    assert phase(cluster, "nodb") == "Pending"
+    assert operator.proc is not None and operator.proc.poll() is None  # retried, not crashed
 
 
 def test_inferencepool_with_deployment(cluster: Cluster, operator: Operator) -> None:

@@ -38,7 +38,7 @@ from ragapi.budget_keys import SPENT_REQUESTS, SPENT_USD_MICROS, counters_key
 from ragapi.contract import Period
 from ragapi.embedded import EmbeddedStack
 from tests.cluster.conftest import Cluster
-from tests.conftest import ApiProcess, stop_api
+from tests.conftest import ApiProcess
 from tests.support.operator import (
     Operator,
     apply,
@@ -55,8 +55,8 @@ from tests.support.prometheus import (
     ScrapeTarget,
     check_every_query,
     drive_load,
+    obs_api_process,
     rule_checks,
-    start_obs_api,
 )
 from tests.support.provider_server import ProviderServer
 
@@ -125,12 +125,8 @@ def operators(
 def obs_api(
     private_stack: EmbeddedStack, provider: ProviderServer, tmp_path: Path
 ) -> Iterator[ApiProcess]:
-    proc = start_obs_api(private_stack, provider, tmp_path)
-    try:
-        yield proc
-    finally:
-        stop_api(proc)
-        provider.state.reset()
+    with obs_api_process(private_stack, provider, tmp_path) as api:
+        yield api
 
 
 @pytest.fixture()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ragapi.embedded import EmbeddedStack
-from tests.conftest import ApiProcess, stop_api
+from tests.conftest import ApiProcess
 from tests.support.prometheus import (
     API_JOB,
     NAMESPACE,
@@ -27,7 +27,7 @@ from tests.support.prometheus import (
     ScrapeTarget,
     check_every_query,
     drive_load,
-    start_obs_api,
+    obs_api_process,
 )
 from tests.support.provider_server import ProviderServer
 
@@ -38,12 +38,8 @@ pytestmark = pytest.mark.integration
 def obs_api(
     private_stack: EmbeddedStack, provider: ProviderServer, tmp_path: Path
 ) -> Iterator[ApiProcess]:
-    proc = start_obs_api(private_stack, provider, tmp_path)
-    try:
-        yield proc
-    finally:
-        stop_api(proc)
-        provider.state.reset()
+    with obs_api_process(private_stack, provider, tmp_path) as api:
+        yield api
 
 
 @pytest.fixture()

@@ -22,7 +22,9 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ import pytest
 import yaml
 
 from ragapi.embedded import EmbeddedStack, free_port
-from tests.conftest import ApiProcess, start_api
+from tests.conftest import ApiProcess, start_api, stop_api
 from tests.support.provider_server import Fault, ProviderServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -617,15 +619,18 @@ def cached_questions(client: httpx.Client, phase: int) -> None:
         assert resp.status_code == 200, resp.text
 
 
-def start_obs_api(stack: EmbeddedStack, provider: ProviderServer, workdir: Path) -> ApiProcess:
-    """A real API process serving ROUTING against the provider test server. The stack
-    should be the caller's alone: the ingestion job queue is table-wide, and another API
-    process would claim (and settle) this one's jobs."""
+@contextmanager
+def obs_api_process(
+    stack: EmbeddedStack, provider: ProviderServer, workdir: Path
+) -> Iterator[ApiProcess]:
+    """A real API process serving ROUTING against the provider test server, stopped on
+    exit. The stack should be the caller's alone: the ingestion job queue is table-wide,
+    and another API process would claim (and settle) this one's jobs."""
     provider.state.reset()
     provider.state.dimensions = 64
     routing = workdir / "routing.yaml"
     routing.write_text(ROUTING.format(url=provider.url, run=uuid.uuid4().hex[:8]))
-    return start_api(
+    api = start_api(
         routing,
         # A job failing on a transient error stays queued (retrying with backoff) for
         # more than 30 s before it is dead-lettered: the backlog grows during the test.
@@ -633,6 +638,11 @@ def start_obs_api(stack: EmbeddedStack, provider: ProviderServer, workdir: Path)
         stack,
         workdir / "api.log",
     )
+    try:
+        yield api
+    finally:
+        stop_api(api)
+        provider.state.reset()
 
 
 def drive_load(
