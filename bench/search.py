@@ -267,114 +267,67 @@ async def in_process(bench: Bench, queries: list[str]) -> dict[str, Any]:
     return out
 
 
-# Alternatives to text_search's statement, measured beside it; experiments, not store code.
-_OR = "nullif(replace(plainto_tsquery('english', $1)::text, '&', '|'), '')::tsquery"
-_PAIRS = (  # "at least two of the query's terms": (a & b) | (a & c) | (b & c) ...
-    "(SELECT string_agg(format('(%s & %s)', quote_literal(a.l), quote_literal(b.l)), ' | ')"
-    "::tsquery FROM lex a JOIN lex b ON a.l < b.l)"
-)
-_LEX = "lex AS (SELECT unnest(tsvector_to_array(to_tsvector('english', $1))) AS l)"
-_COLS = "id, document_id, source, heading, text, token_count"
+# The statement text_search ran before migration 0005, kept here to compare with: every
+# chunk matching any question word, all ranked with ts_rank_cd. An experiment, not store code.
+RANK_ALL_FN = "bench_text_rank_all"
 
 
-def text_variants(table: str) -> dict[str, str]:
-    t = quote_ident(table)
-    where = "q.tsq IS NOT NULL AND tsv @@ q.tsq AND active AND tenant = $3"
-
-    def ranked(q: str, rank: str = "ts_rank_cd", cap: int | None = None) -> str:
-        if cap is None:
-            return (
-                f"WITH {q} SELECT {_COLS}, {rank}(tsv, q.tsq) AS rank FROM {t}, q "
-                f"WHERE {where} ORDER BY rank DESC, id LIMIT $2"
-            )
-        return (
-            f"WITH {q}, m AS (SELECT {_COLS}, tsv FROM {t}, q WHERE {where} LIMIT {cap}) "
-            f"SELECT {_COLS}, {rank}(m.tsv, q.tsq) AS rank FROM m, q "
-            "ORDER BY rank DESC, id LIMIT $2"
-        )
-
-    or_q = f"q AS (SELECT {_OR} AS tsq)"
-    pairs_q = f"{_LEX}, q AS (SELECT {_PAIRS} AS tsq)"
-    return {
-        "any term (as the store), matching only, no ranking": (
-            f"WITH {or_q} SELECT count(*) FROM {t}, q WHERE {where} AND $2 > 0"
-        ),
-        "any term, ts_rank instead of ts_rank_cd": ranked(or_q, "ts_rank"),
-        "any term, rank the first 500 matches only": ranked(or_q, cap=500),
-        "at least 2 terms, ts_rank_cd": ranked(pairs_q),
-        "at least 2 terms, rank the first 1000 only": ranked(pairs_q, cap=1000),
-    }
-
-
-DEFINER_FN = "bench_text_candidates"
-
-
-async def create_definer_function(owner: Any, table: str, app_role: str) -> None:
-    """Experiment: the store's full-text statement inside a SECURITY DEFINER function owned
-    by the owner role, so it runs exempt from row-level security and may use the GIN index.
-    The tenant still comes from the caller's transaction (``ragline.tenant``), never from
-    an argument, so a caller cannot ask for another tenant's rows."""
-    t = quote_ident(table)
+async def create_rank_all_function(owner: Any, app_role: str) -> None:
+    """Like the store's function (SECURITY DEFINER, tenant from the transaction, EXECUTE so
+    each call is planned with its question), but a single tier ranking every match."""
     async with owner.acquire() as conn:
         await conn.execute(
-            f"""CREATE OR REPLACE FUNCTION {DEFINER_FN}(q text, k int)
+            f"""CREATE OR REPLACE FUNCTION {RANK_ALL_FN}(chunk_table regclass, question text, k int)
                 RETURNS TABLE (id bigint, score real)
-                LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
-                  WITH t AS (SELECT {_OR.replace("$1", "q")} AS tsq)
-                  SELECT c.id, ts_rank_cd(c.tsv, t.tsq) AS score FROM {t} c, t
-                  WHERE t.tsq IS NOT NULL AND c.tsv @@ t.tsq AND c.active
-                    AND c.tenant = current_setting('ragline.tenant', true)
-                  ORDER BY score DESC, c.id LIMIT k
-                $$"""
+                LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public AS $$
+                DECLARE
+                  tenant text := nullif(current_setting('ragline.tenant', true), '');
+                BEGIN
+                  IF tenant IS NULL THEN RETURN; END IF;
+                  RETURN QUERY EXECUTE format($q$
+                    WITH q AS (SELECT nullif(replace(plainto_tsquery('english', $1)::text,
+                                                     '&', '|'), '')::tsquery AS tsq)
+                    SELECT c.id, ts_rank_cd(c.tsv, q.tsq) FROM %s c, q
+                    WHERE q.tsq IS NOT NULL AND c.tsv @@ q.tsq AND c.active AND c.tenant = $2
+                    ORDER BY 2 DESC, c.id LIMIT $3 $q$, ragline_chunk_table(chunk_table))
+                  USING question, tenant, k;
+                END $$"""
         )
-        await conn.execute(f"GRANT EXECUTE ON FUNCTION {DEFINER_FN}(text, int) TO {app_role}")
+        await conn.execute(
+            f"GRANT EXECUTE ON FUNCTION {RANK_ALL_FN}(regclass, text, int) TO {app_role}"
+        )
 
 
 async def text_experiments(
     owner: Any, app: Any, record: Any, queries: list[str], app_role: str
 ) -> dict[str, Any]:
-    """Latency of each alternative, rows it returns, and how many of the store's top 40
-    it keeps (a proxy for how much the full-text candidates change). The statement
-    alternatives run as the owner, so that GIN is usable and only ranking differs; the
-    definer function runs as the API's role, under row-level security."""
+    """The store's two-tier full-text statement beside ranking every match (its former
+    statement), both as the API's role: latency, and how many of the former top 40 the
+    store keeps."""
     n = min(max(TOP_K * CANDIDATES_PER_RESULT, TOP_K), MAX_CANDIDATES)
-    await create_definer_function(owner, record.table, app_role)
-    variants = [(label, sql, owner) for label, sql in text_variants(record.table).items()]
-    variants.append(
-        (
-            "store's statement in a SECURITY DEFINER function, API role",
-            f"SELECT id FROM {DEFINER_FN}($1, $2) WHERE $3::text IS NOT NULL",
-            app,
-        )
-    )
-    out: dict[str, Any] = {}
-    store: list[set[int]] = []
-    async with owner.acquire() as conn:
+    await create_rank_all_function(owner, app_role)
+    table_ = quote_ident(record.table)
+    store_s, all_s, kept = [], [], []
+    async with app.acquire() as conn:
         for q in queries:
+            started = time.perf_counter()
             async with conn.transaction(readonly=True):
+                await set_tenant(conn, TENANT)
                 hits = await text_search(conn, record, TENANT, q, k=n, filters=SearchFilters())
-            store.append({h.chunk_id for h in hits})
-    for label, sql, pool in variants:
-        seconds, rows, kept = [], [], []
-        async with pool.acquire() as conn:
-            for q, want in zip(queries, store, strict=True):
-                started = time.perf_counter()
-                async with conn.transaction(readonly=True):
-                    await set_tenant(conn, TENANT)
-                    got = await conn.fetch(sql, q, n, TENANT)
-                seconds.append(time.perf_counter() - started)
-                if "count(*)" in sql:
-                    rows.append(int(got[0][0]))
-                    continue
-                ids = {int(r["id"]) for r in got}
-                rows.append(len(ids))
-                kept.append(len(ids & want) / len(want) if want else 1.0)
-        out[label] = {
-            "latency": Latency.of(seconds),
-            "rows_mean": float(np.mean(rows)),
-            "kept_of_store_top": float(np.mean(kept)) if kept else float("nan"),
-        }
-    return out
+            store_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            async with conn.transaction(readonly=True):
+                await set_tenant(conn, TENANT)
+                rows = await conn.fetch(f"SELECT id FROM {RANK_ALL_FN}($1, $2, $3)", table_, q, n)
+            all_s.append(time.perf_counter() - started)
+            former = {int(r["id"]) for r in rows}
+            if former:
+                kept.append(len(former & {h.chunk_id for h in hits}) / len(former))
+    return {
+        "store": Latency.of(store_s),
+        "rank_all": Latency.of(all_s),
+        "kept_of_rank_all_top": float(np.mean(kept)),
+    }
 
 
 async def text_match_counts(pool: Any, table: str, queries: list[str]) -> dict[str, float]:
@@ -492,32 +445,30 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
                 f"{parts['text_matches']['max']:.0f} chunks per query.",
             )
         )
-    rows = []
-    for label, base in (
-        ("store's text_search, API role (RLS: no GIN)", parts["unfiltered"]["text_sql"]),
-        ("store's text_search, owner role (GIN)", parts["unfiltered"]["owner"]["text_sql"]),
-    ):
-        rows.append([label, ms(base.p50), ms(base.p99), "", "100%"])
-    for label, e in parts["text_experiments"].items():
-        alt: Latency = e["latency"]
-        kept = e["kept_of_store_top"]
-        rows.append(
-            [
-                label,
-                ms(alt.p50),
-                ms(alt.p99),
-                f"{e['rows_mean']:.0f}",
-                "" if kept != kept else f"{kept:.0%}",
-            ]
-        )
+    e = parts["text_experiments"]
+    store_l: Latency = e["store"]
+    all_l: Latency = e["rank_all"]
     bench.console.print(
         table(
-            "Search · experiment: full-text statement alternatives (same queries, k 40); "
-            "as the owner so GIN is usable, unless marked API role",
-            ["statement", "p50 ms", "p99 ms", "rows (or matches)", "store's top 40 kept"],
-            rows,
-            caption="Not store code: alternatives measured to size the cost of ranking every "
-            "row that matches any query term.",
+            "Search · full-text candidates: the store's two tiers vs ranking every match "
+            "(same queries, k 40, API role)",
+            ["statement", "p50 ms", "p99 ms", "former top 40 kept"],
+            [
+                [
+                    "store: ≥ 2 question words first, one-word matches only to fill",
+                    ms(store_l.p50),
+                    ms(store_l.p99),
+                    f"{e['kept_of_rank_all_top']:.0%}",
+                ],
+                [
+                    "former: every chunk with any question word ranked",
+                    ms(all_l.p50),
+                    ms(all_l.p99),
+                    "100%",
+                ],
+            ],
+            caption="The former statement is recreated here as an experiment (migration 0005 "
+            "replaced it).",
         )
     )
     g = data["goal"]

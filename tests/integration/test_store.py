@@ -18,7 +18,7 @@ from ragapi.store import search as store_search
 from ragapi.store.documents import COPY_COLUMNS
 from ragapi.store.indexes import build_hnsw, ensure_index, get_index, hnsw_index_name
 from ragapi.store.migrations import Migration, bundled_migrations, migrate
-from ragapi.store.search import SearchFilters, vector_search
+from ragapi.store.search import SearchFilters, text_search, vector_search
 from ragapi.store.tenancy import set_tenant
 
 pytestmark = pytest.mark.integration
@@ -70,8 +70,10 @@ def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 async def _index_with_rows(
-    conn: asyncpg.Connection, rows: int, tagged_every: int
+    conn: asyncpg.Connection, rows: int, tagged_every: int, texts: list[str] | None = None
 ) -> tuple[str, np.ndarray]:
+    """An index of ``rows`` chunks with random vectors; chunk i's text is ``texts[i]``
+    (default ``chunk i``) and every ``tagged_every``-th chunk carries the tag ``tag``."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     spec = RagIndexSpec.model_validate(
         {"embedding": {"dimensions": DIM}, "hnsw": {"m": 4, "efConstruction": 8}}
@@ -101,7 +103,7 @@ async def _index_with_rows(
                 "s",
                 1,
                 "",
-                f"chunk {i}",
+                texts[i] if texts else f"chunk {i}",
                 2,
                 b"h",
                 ["tag"] if i % tagged_every == 0 else [],
@@ -169,6 +171,56 @@ async def test_filtered_search_returns_k_rows_by_every_strategy(
         iterative=False,
     )
     assert other.candidates == []
+
+
+async def test_full_text_ranks_chunks_with_more_question_words_first(
+    conn: asyncpg.Connection,
+) -> None:
+    """Migration 0005's two tiers: chunks holding two or more of the question's words come
+    first; chunks with one of them only fill up to k; chunks with none never come back."""
+    texts = [
+        "Rotate the signing key before it expires.",  # both words
+        "Key, key, key: every key here is a key of some key.",  # one word, many times
+        "Operators rotate certificates; rotating them weekly is wise.",  # the other word
+        "Nothing relevant: disk usage and log retention.",  # neither
+        "To rotate a key, create the new key first, then rotate clients over.",  # both, often
+    ]
+    name, _ = await _index_with_rows(conn, len(texts), tagged_every=1000, texts=texts)
+    record = await get_index(conn, name)
+
+    async def top(question: str, k: int = 10, tenant: str = "default") -> list[str]:
+        async with conn.transaction(readonly=True):
+            await set_tenant(conn, tenant)
+            hits = await text_search(conn, record, tenant, question, k=k, filters=SearchFilters())
+        return [h.text for h in hits]
+
+    both = await top("How do I rotate a key?")
+    assert set(both[:2]) == {texts[0], texts[4]}  # two-word chunks first, among themselves
+    assert set(both[2:]) == {texts[1], texts[2]}  # then one-word chunks fill up
+    assert texts[3] not in both
+    # k reached by the first tier: one-word chunks are not ranked at all.
+    assert set(await top("How do I rotate a key?", k=2)) == {texts[0], texts[4]}
+    # One word: a single tier, the chunk saying it most often first.
+    single = await top("key")
+    assert single[0] == texts[1] and set(single) == {texts[0], texts[1], texts[4]}
+    # Quotes, backslashes and hyphenated words are data, not tsquery syntax.
+    assert texts[0] in await top("the signing-key's O'Brien \\ rotate ' | & !")
+    # Only stop words: no full-text candidates (the vector list still answers).
+    assert await top("how do I the of a") == []
+    # Over 12 words: one tier, every chunk with any of them ranked.
+    long_question = "rotate key " + " ".join(f"word{i}" for i in range(12))
+    assert set(await top(long_question)) == {texts[0], texts[1], texts[2], texts[4]}
+    # Another tenant's transaction sees none of these chunks.
+    assert await top("How do I rotate a key?", tenant="someone-else") == []
+    # The tsvector is kept in the row; a table from before that is altered by ensure_index.
+    storage = (
+        "SELECT attstorage FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'tsv'"
+    )
+    assert await conn.fetchval(storage, record.table) == b"m"
+    await conn.execute(f'ALTER TABLE "{record.table}" ALTER COLUMN tsv SET STORAGE EXTENDED')
+    assert await conn.fetchval(storage, record.table) == b"x"
+    await ensure_index(conn, name, record.spec)
+    assert await conn.fetchval(storage, record.table) == b"m"
 
 
 async def test_hnsw_rebuild_swaps_while_queries_run(

@@ -112,6 +112,10 @@ class LocalEmbedder:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # Idle intra-op threads would otherwise spin for a while after every run, taking
+        # the CPU from the Postgres query that follows the query embedding (measured:
+        # embed + SQL interleaved went from 2.3 to 8 ms at p90 on two cores).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
         )
@@ -144,8 +148,17 @@ class LocalEmbedder:
         return _to_lists(out)
 
     async def embed_query(self, text: str) -> list[float]:
-        # all-MiniLM-L6-v2 is symmetric: queries and documents get no prefix.
-        return (await self.embed([text]))[0]
+        # all-MiniLM-L6-v2 is symmetric: queries and documents get no prefix. One text, so
+        # tokenising and the model run share one trip to a worker thread (it is on the
+        # request's critical path).
+        if not isinstance(text, str):
+            raise TypeError("embed_query() takes one str")
+        async with self._lock_for_running_loop():
+            vectors = await asyncio.to_thread(self._embed_one, text)
+        return _to_lists(vectors)[0]
+
+    def _embed_one(self, text: str) -> _Vectors:
+        return self._run_batch_locked(self._tokenize([text]))
 
     def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
         """Blocking variant, for benchmarks and scripts (never call it on the event loop)."""

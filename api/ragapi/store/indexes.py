@@ -99,6 +99,9 @@ def table_ddl(index: str, spec: RagIndexSpec) -> list[str]:
     # every vector lands there and an exact scan reads twice the pages (measured 3x slower
     # at 100k). Kept in the row while a vector fits comfortably in an 8 kB page.
     storage = "STORAGE PLAIN " if dim <= PLAIN_STORAGE_MAX_DIMENSIONS else ""
+    # The tsvector stays in the row too (compressed if need be): ranking full-text matches
+    # reads it for every matching chunk, and fetching each from TOAST made that the
+    # slowest part of /search (p99 17 ms vs 6 ms for 1k matches among 5k chunks).
     return [
         f"""CREATE TABLE IF NOT EXISTS {table} (
             id              bigint PRIMARY KEY,
@@ -114,7 +117,8 @@ def table_ddl(index: str, spec: RagIndexSpec) -> list[str]:
             content_hash    bytea NOT NULL,
             tags            text[] NOT NULL DEFAULT '{{}}',
             metadata        jsonb NOT NULL DEFAULT '{{}}',
-            tsv             tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
+            tsv             tsvector STORAGE MAIN
+                            GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
             embedding       vector({dim}) {storage}NOT NULL
         )""",
         f"CREATE INDEX IF NOT EXISTS {quote_ident(base + '_tsv')} ON {table} "
@@ -124,9 +128,14 @@ def table_ddl(index: str, spec: RagIndexSpec) -> list[str]:
         f"CREATE INDEX IF NOT EXISTS {quote_ident(base + '_metadata')} ON {table} "
         "USING gin (metadata jsonb_path_ops) WHERE active",
         f"CREATE INDEX IF NOT EXISTS {quote_ident(base + '_document')} ON {table} (document_id)",
-        # Tenant isolation in the database (see migration 0003). Guarded, because these
-        # take an exclusive lock and ensure_index runs on every start.
+        # Tenant isolation in the database (see migration 0003), and the tsvector's storage
+        # for tables created before it was set here (rows written from then on get it).
+        # Guarded, because these take an exclusive lock and ensure_index runs on every start.
         f"""DO $$ BEGIN
+              IF (SELECT attstorage FROM pg_attribute
+                  WHERE attrelid = '{table}'::regclass AND attname = 'tsv') <> 'm' THEN
+                ALTER TABLE {table} ALTER COLUMN tsv SET STORAGE MAIN;
+              END IF;
               IF NOT (SELECT relforcerowsecurity FROM pg_class WHERE oid = '{table}'::regclass)
               THEN
                 ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
