@@ -103,8 +103,13 @@ def main(argv: list[str] | None = None) -> int:
 
         part_started = time.perf_counter()
         console.rule(f"[bold]{part}")
-        result = importlib.import_module(OWN_PARTS[part]).run(quick=args.quick)
-        console.print_json(json.dumps(result, default=str))
+        module = importlib.import_module(OWN_PARTS[part])
+        result = module.run(quick=args.quick)
+        if hasattr(module, "report"):
+            module.report(console, result)
+            summary[part] = result
+        else:
+            console.print_json(json.dumps(result, default=str))
         args.results.mkdir(parents=True, exist_ok=True)
         suffix = "-quick" if args.quick else ""
         (args.results / f"{part}{suffix}.json").write_text(

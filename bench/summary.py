@@ -51,5 +51,15 @@ def print_goals(console: Console, summary: dict[str, Any]) -> None:
                 verdict(g["met"]),
             ]
         )
+    if "telemetry" in summary:
+        g = summary["telemetry"]["goal"]
+        rows.append(
+            [
+                "tracing on /search and /query (metrics + traces vs metrics only)",
+                f"p50 cost ≤ {g['max']:.0%}",
+                f"worst {g['tracing_cost_p50']:+.1%}",
+                verdict(g["met"]),
+            ]
+        )
     if rows:
         console.print(table("Goals (this run)", ["what", "goal", "measured", ""], rows))

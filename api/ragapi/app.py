@@ -42,7 +42,13 @@ from ragapi.state import AppState
 from ragapi.store.db import create_pool
 from ragapi.store.indexes import build_hnsw, ensure_index
 from ragapi.store.migrations import migrate
-from ragapi.tracing import configure_tracing, instrument, shutdown_tracing, tracing_requested
+from ragapi.tracing import (
+    FASTAPI_TELEMETRY,
+    configure_tracing,
+    instrument,
+    shutdown_tracing,
+    tracing_requested,
+)
 from ragapi.worker import IngestWorker
 
 log = structlog.get_logger(__name__)
@@ -207,6 +213,7 @@ def create_app(
         version=__version__,
         summary="Retrieval-augmented answers with citations over your documents.",
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
     )
     install_error_handlers(app)
     for module in (health, indexes, documents, jobs, search, chat, sessions, ratelimits, auditlog):
@@ -230,5 +237,5 @@ def create_app(
         )
     app.add_middleware(RequestContextMiddleware)
     if tracing_requested():
-        instrument(app)
+        instrument()
     return app

@@ -8,8 +8,10 @@ sampler, resource attributes) itself.
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from typing import Any
 
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -82,21 +84,37 @@ def configure_tracing(service_name: str = "ragline-api") -> bool:
     return True
 
 
-def instrument(app: object) -> None:
-    """A server span per request and a child span per SQL statement (provider calls carry
-    ``traceparent`` through ``provider_http_client``)."""
+def instrument() -> None:
+    """A child span per SQL statement (provider calls carry ``traceparent`` through
+    ``provider_http_client``; FastAPI makes the server span, see FASTAPI_TELEMETRY)."""
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    # No span per ASGI send/receive: a streamed answer would get one per token.
-    FastAPIInstrumentor.instrument_app(
-        app,  # type: ignore[arg-type]
-        excluded_urls="healthz,readyz,metrics",
-        exclude_spans=["receive", "send"],
-    )
     asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
     if not asyncpg_instrumentor.is_instrumented_by_opentelemetry:
         asyncpg_instrumentor.instrument()
+
+
+# Probes and scrapes are not traced: they would outnumber the requests.
+_UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in _UNTRACED_PATHS
+
+
+# FastAPI's own OpenTelemetry support makes the server span: named by the route
+# template, continuing the caller's W3C trace context. Its per-operation spans
+# (dependencies, endpoint, serialization) would triple a request's spans, its metrics
+# duplicate our Prometheus ones and its log records our JSON logs; all three are off.
+# (opentelemetry-instrumentation-fastapi matched every route and collected a dozen
+# attributes on each request, and cost more than all of a search's own spans.)
+FASTAPI_TELEMETRY: TelemetryConfig = {
+    "tracing": True,
+    "operation_spans": False,
+    "metrics": False,
+    "logs": False,
+    "exclude": untraced,
+}
 
 
 def shutdown_tracing() -> None:

@@ -15,6 +15,8 @@ from tests.conftest import start_api, stop_api
 
 pytestmark = pytest.mark.integration
 ROUTING = "apiVersion: ragline.dev/v1alpha1\nkind: RagIndex\nmetadata: {name: traced}\n"
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
 
 
 def _spans(text: str) -> list[dict[str, object]]:
@@ -63,6 +65,16 @@ def test_query_trace_has_the_span_tree(stack: EmbeddedStack, tmp_path: Path) -> 
             json={"question": "Where does time go?"},
         )
         assert resp.status_code == 200
+        # A caller's W3C trace context is continued, not replaced.
+        continued = httpx.post(
+            f"{api.url}/v1/indexes/traced/search",
+            headers={**h, "traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"},
+            timeout=60,
+            json={"query": "time"},
+        )
+        assert continued.status_code == 200
+        assert httpx.get(f"{api.url}/healthz").status_code == 200
+        assert httpx.get(f"{api.url}/metrics").status_code == 200
     finally:
         stop_api(api)  # flushes the batch span processor
     text = (tmp_path / "api.log").read_text()
@@ -82,6 +94,26 @@ def test_query_trace_has_the_span_tree(stack: EmbeddedStack, tmp_path: Path) -> 
         str(n).startswith(("SELECT", "INSERT", "BEGIN", "WITH")) or "postgres" in str(n).lower()
         for n in in_trace
     ), in_trace  # asyncpg statements are child spans
+    # Only the statements that do the work are spans: no BEGIN/COMMIT, tenant setting or
+    # pool reset (they doubled a search's spans).
+    statements = [
+        str(s["attributes"].get("db.statement", ""))  # type: ignore[attr-defined]
+        for s in spans
+        if s["context"]["trace_id"] == trace_id  # type: ignore[index]
+    ]
+    assert any("ragline_text_candidates" in st for st in statements), statements
+    assert not any(
+        st.startswith(("BEGIN", "COMMIT", "SET LOCAL")) or "set_config" in st or "RESET ALL" in st
+        for st in statements
+    ), statements
+    search = next(s for s in spans if s["name"] == "POST /v1/indexes/{index}/search")
+    assert search["context"]["trace_id"] == f"0x{CALLER_TRACE}"  # type: ignore[index]
+    assert search["parent_id"] == f"0x{CALLER_SPAN}"
+    assert search["kind"] == "SpanKind.SERVER"
+    assert search["attributes"]["http.route"] == "/v1/indexes/{index}/search"  # type: ignore[index]
+    assert search["attributes"]["http.response.status_code"] == 200  # type: ignore[index]
+    # Probes and scrapes make no spans.
+    assert not [s for s in spans if "healthz" in str(s["name"]) or "metrics" in str(s["name"])]
     # The request's log line carries the same trace id.
     hexid = trace_id.removeprefix("0x")  # type: ignore[union-attr]
     assert re.search(rf'"trace_id": "{hexid}"', text)

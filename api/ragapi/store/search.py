@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import numpy as np
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from ragapi.contract import Distance
 from ragapi.store.indexes import OPERATOR, IndexRecord, quote_ident
@@ -130,7 +131,8 @@ async def vector_search(
     ef = max(ef_search, k)
 
     async def hnsw(ef_value: int) -> list[asyncpg.Record]:
-        await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_value)}")
+        with suppress_instrumentation():  # plumbing: the value is on the retrieve span
+            await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_value)}")
         rows: list[asyncpg.Record] = await conn.fetch(select, query, k, tenant, *fargs)
         return rows
 
