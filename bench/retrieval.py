@@ -64,7 +64,8 @@ from ragapi.store.tenancy import set_tenant
 K = 10
 EF_VALUES = (10, 20, 40, 80, 160)
 EXPERIMENT_EF = (20, 40, 80)
-EXPERIMENT_BUILDS = ((16, 128), (16, 256))  # (m, efConstruction) beside the default 16/64
+FIRST_BUILD_EF_CONSTRUCTION = 64  # the first build; the contract's default is 256
+EXPERIMENT_BUILDS = ((16, 128), (16, 256))  # (m, efConstruction) rebuilt beside 16/64
 FILTER_EF = 40  # the contract's default efSearch
 ROWS_PER_DOC = 20
 TAG_SHARES = {"rare": 0.10, "tiny": 0.01}  # fraction of rows, tagged at random
@@ -305,7 +306,7 @@ async def measure_size(
     }
     try:
         bench.step(f"retrieval {n:,}: binary COPY, VACUUM ANALYZE, build_hnsw (m 16, efC 64)")
-        spec = index_spec(name)
+        spec = index_spec(name, FIRST_BUILD_EF_CONSTRUCTION)
         record, copy_s = await load_table(bench, owner, name, ds.rows, spec, plain=False)
         sizer = Sizer(app, record, ds.rows, iterative)
         truth = exact_topk(ds.rows.vectors, ds.queries, K)
@@ -384,7 +385,9 @@ async def storage_experiment(
     name = f"bench-r{ds.n // 1000}k-plain"
     bench.step(f"retrieval {ds.n:,}: experiment, same rows with embedding STORAGE PLAIN")
     rows = dataclasses.replace(ds.rows, doc_ids=[uuid.uuid4() for _ in ds.rows.doc_ids])
-    record, copy_s = await load_table(bench, owner, name, rows, index_spec(name), plain=True)
+    record, copy_s = await load_table(
+        bench, owner, name, rows, index_spec(name, FIRST_BUILD_EF_CONSTRUCTION), plain=True
+    )
     sizer = Sizer(app, record, rows, iterative)
     truth = exact_topk(rows.vectors, ds.queries, K)
     plain_ds = dataclasses.replace(ds, rows=rows)

@@ -13,22 +13,28 @@ def print_goals(console: Console, summary: dict[str, Any]) -> None:
     rows = []
     if "retrieval" in summary:
         g = summary["retrieval"]["goal"]
-        extra = [
-            f"m {b['m']} efC {b['ef_construction']} at ef {b['met_at_ef']}"
-            for b in g.get("rebuilds", [])
-            if b["met_at_ef"] is not None
-        ]
+        # The goal holds for the shipped default (efConstruction 256, a rebuild in this
+        # part); the first build (efConstruction 64) is shown for comparison.
+        default = next(
+            (b for b in g.get("rebuilds", []) if b["m"] == 16 and b["ef_construction"] == 256),
+            None,
+        )
+        first = f"efC 64 at ef {g['ef_search']}: recall {g['recall']:.4f}, p99 {g['p99_ms']:.2f} ms"
+        if default is not None:
+            met = default["met_at_ef"] is not None
+            shown = (
+                f"efC 256 meets it from ef {default['met_at_ef']}"
+                if met
+                else "efC 256 misses it at every ef measured"
+            )
+        else:  # no rebuild measured: judge the first build
+            met, shown = g["met"], first
         rows.append(
             [
-                f"retrieval SQL, {g['rows']:,} chunks, m 16 efC 64",
+                f"retrieval SQL, {g['rows']:,} chunks, default index (m 16, efC 256)",
                 "recall@10 ≥ 0.98 and txn p99 ≤ 2 ms",
-                f"ef {g['ef_search']}: recall {g['recall']:.4f}, p99 {g['p99_ms']:.2f} ms"
-                + (
-                    f"; met after a rebuild with {'; '.join(extra)}"
-                    if extra and not g["met"]
-                    else ""
-                ),
-                verdict(g["met"]),
+                f"{shown} ({first})",
+                verdict(met),
             ]
         )
     if "search" in summary:
@@ -45,9 +51,11 @@ def print_goals(console: Console, summary: dict[str, Any]) -> None:
         g = summary["ingest"]["goal"]
         rows.append(
             [
-                "ingestion vs raw embedder (same chunks, same batches)",
+                "ingestion throughput vs raw embedder (same chunks, same batches)",
                 "overhead ≤ 10%",
-                f"overhead {g['overhead']:+.1%} (raw/pipeline {g['raw_over_pipeline']:.3f})",
+                f"{g['throughput_overhead']:+.1%} as the workers run (database on its own "
+                f"CPU; sharing them {g['shared_cpus_overhead']:+.1%}); one at a time "
+                f"{g['overhead']:+.1%}",
                 verdict(g["met"]),
             ]
         )

@@ -47,7 +47,12 @@ class Settings(BaseSettings):
         "on change; the chart turns it off because the operator does it in a cluster.",
     )
     ingest_workers: int = Field(
-        default=1, ge=0, le=32, description="Ingestion job workers in this process (0: none)."
+        # Two, so one job's database writes overlap the next job's embedding (the model
+        # runs one batch at a time per process anyway).
+        default=2,
+        ge=0,
+        le=32,
+        description="Ingestion job workers in this process (0: none).",
     )
     ingest_async_bytes: int = Field(
         default=1024 * 1024,
