@@ -106,8 +106,9 @@ def untraced(scope: MutableMapping[str, Any]) -> bool:
 # template, continuing the caller's W3C trace context. Its per-operation spans
 # (dependencies, endpoint, serialization) would triple a request's spans, its metrics
 # duplicate our Prometheus ones and its log records our JSON logs; all three are off.
-# (opentelemetry-instrumentation-fastapi matched every route and collected a dozen
-# attributes on each request, and cost more than all of a search's own spans.)
+# (opentelemetry-instrumentation-fastapi, used before, wrapped the app in a second ASGI
+# layer that matched the path against every route and collected a dozen attributes on
+# every request, sampled or not.)
 FASTAPI_TELEMETRY: TelemetryConfig = {
     "tracing": True,
     "operation_spans": False,
