@@ -478,6 +478,7 @@ def run(bench: Bench) -> dict[str, Any]:
     overhead = s["pipeline"] / s["raw_per_document"] - 1.0
     data = {
         "prefilled_rows": prefill,
+        "ef_construction": pipeline.spec.hnsw.ef_construction,
         "ingest": ingest,
         "throughput": flow,
         "copy": copy,
@@ -548,7 +549,7 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
         f"Postgres sharing every CPU with the model (this one-machine setup): pipeline "
         f"{sh['pipeline_seconds']:.2f} s vs raw {sh['raw_seconds']:.2f} s, overhead "
         f"{sh['overhead']:+.1%} (the database's own CPU: HNSW inserts at efConstruction "
-        "256, to_tsvector, GIN).\n"
+        f"{data['ef_construction']}, to_tsvector, GIN).\n"
         f"One document at a time: pipeline/raw − 1 = {g['overhead']:+.1%} "
         f"(raw/pipeline = {g['raw_over_pipeline']:.3f}; median per document "
         f"{g['median_document_overhead']:+.1%}; pipeline without the model / raw = "

@@ -488,8 +488,9 @@ def run(bench: Bench) -> dict[str, Any]:
 
 
 def goal(size: dict[str, Any]) -> dict[str, Any]:
-    """The smallest ef_search meeting both goals with the default build (m 16, efC 64);
-    failing that, the run with the best recall, to show what is missing."""
+    """The smallest ef_search meeting both goals with the first build (m 16, efC 64; the
+    shipped default is one of the rebuilds); failing that, the run with the best recall,
+    to show what is missing."""
     runs: list[tuple[int, Run]] = [(ef, r["store"]) for ef, r in size["unfiltered"].items()]
     met = [
         (ef, run)
@@ -567,7 +568,8 @@ def report(bench: Bench, data: dict[str, Any]) -> None:
     what = "smallest ef_search meeting both" if g["met"] else "best recall"
     c.print(
         f"Goal at {g['rows']:,} chunks (recall@10 ≥ {GOAL_RECALL}, txn p99 ≤ {GOAL_P99_MS} ms) "
-        f"with the default build m 16, efC 64: {verdict(g['met'])} — {what}: ef_search "
+        f"with the first build m 16, efC 64 (the default, efC 256, is rebuilt below): "
+        f"{verdict(g['met'])} — {what}: ef_search "
         f"{g['ef_search']}, recall {g['recall']:.4f}, txn p99 {g['p99_ms']:.2f} ms"
     )
     for b in g["rebuilds"]:
