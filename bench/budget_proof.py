@@ -51,7 +51,10 @@ spec:
 
 
 async def _burst(apis: list[ApiProcess], key: str, per_process: int) -> list[int]:
-    async with httpx.AsyncClient(timeout=120, headers={"Authorization": f"Bearer {key}"}) as client:
+    # no-cache: every request must reach the router and its budget; without it the answer
+    # cache served most of the burst once the first answers were stored.
+    headers = {"Authorization": f"Bearer {key}", "Cache-Control": "no-cache"}
+    async with httpx.AsyncClient(timeout=120, headers=headers) as client:
 
         async def one(api: ApiProcess) -> int:
             r = await client.post(
