@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 from typing import Any
 
 import asyncpg
 import structlog
 
 from ragapi.auth import Principal
-from ragapi.store.tenancy import tenant_tx
+from ragapi.store.tenancy import set_tenant, tenant_tx
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +44,39 @@ async def record(
             )
     except (OSError, asyncpg.PostgresError) as exc:
         log.error("audit_write_failed", action=action, target=target, error=type(exc).__name__)
+
+
+def command_line_actor() -> str:
+    """Who ran a ``ragline`` command: the operating-system user (in a pod, often only a
+    uid)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry and no USER variable, as in many images
+        return f"cli:uid-{os.getuid()}"
+
+
+async def record_command(
+    conn: asyncpg.Connection,
+    tenant: str,
+    *,
+    action: str,
+    target: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Audit an administrator's command (``ragline keys create`` / ``revoke``). It runs
+    with the owner's connection and no request, so it writes directly; unlike a request's
+    entry, a failure here fails the command, which has not reported success yet."""
+    async with conn.transaction():
+        await set_tenant(conn, tenant)
+        await conn.execute(
+            """INSERT INTO audit_log (tenant, actor, action, target, outcome, detail)
+               VALUES ($1, $2, $3, $4, 'allowed', $5::jsonb)""",
+            tenant,
+            command_line_actor(),
+            action,
+            target,
+            json.dumps(detail or {}),
+        )
 
 
 async def entries(pool: asyncpg.Pool, tenant: str, limit: int) -> list[asyncpg.Record]:

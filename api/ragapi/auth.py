@@ -89,11 +89,14 @@ async def create_key(
     return NewKey(key_id, key)
 
 
-async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: uuid.UUID) -> bool:
-    status: str = await conn.execute(
-        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", key_id
+async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: uuid.UUID) -> str | None:
+    """Revoke an active key; its tenant, or None when no active key has that id."""
+    tenant: str | None = await conn.fetchval(
+        """UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
+           RETURNING tenant""",
+        key_id,
     )
-    return status != "UPDATE 0"
+    return tenant
 
 
 async def list_keys(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:

@@ -69,7 +69,8 @@ def serve(
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Jobs processed at once.")] = 1,
+    # Two, as in the API: one job's writes overlap the next one's embedding.
+    concurrency: Annotated[int, typer.Option(help="Jobs processed at once.")] = 2,
 ) -> None:
     """Process ingestion jobs only (no HTTP): for scaling ingestion apart from queries."""
     import signal
@@ -100,6 +101,7 @@ def keys_create(
     name: Annotated[str, typer.Option(help="A label for humans.")] = "",
 ) -> None:
     """Create a key; the key itself is the last line of the output."""
+    from ragapi.audit import record_command
     from ragapi.auth import create_key
 
     async def run() -> None:
@@ -110,7 +112,15 @@ def keys_create(
         conn = await asyncpg.connect(_dsn())
         try:
             await migrate(conn)
-            new = await create_key(conn, tenant=tenant, role=role, indexes=index, name=name)
+            async with conn.transaction():  # the key exists only if its creation is audited
+                new = await create_key(conn, tenant=tenant, role=role, indexes=index, name=name)
+                await record_command(
+                    conn,
+                    tenant,
+                    action="key.create",
+                    target=f"key:{new.id}",
+                    detail={"role": role.value, "indexes": sorted(index or []), "name": name},
+                )
         finally:
             await conn.close()
         typer.echo(f"created key {new.id} (tenant {tenant}, role {role.value}); it is shown once:")
@@ -144,6 +154,7 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: uuid.UUID) -> None:
     """Revoke a key by id (takes effect on every pod within seconds)."""
+    from ragapi.audit import record_command
     from ragapi.auth import revoke_key
 
     async def run() -> bool:
@@ -151,7 +162,11 @@ def keys_revoke(key_id: uuid.UUID) -> None:
 
         conn = await asyncpg.connect(_dsn())
         try:
-            return await revoke_key(conn, key_id)
+            async with conn.transaction():  # revoked only if the revocation is audited
+                tenant = await revoke_key(conn, key_id)
+                if tenant is not None:
+                    await record_command(conn, tenant, action="key.revoke", target=f"key:{key_id}")
+            return tenant is not None
         finally:
             await conn.close()
 

@@ -5,6 +5,7 @@ question, through the OpenAI endpoint or jobs — and the attempts are audited."
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import openai
 import pytest
 
 from ragapi.embedded import EmbeddedStack
-from tests.conftest import ApiProcess
+from tests.conftest import RAGLINE, ApiProcess
 
 pytestmark = pytest.mark.integration
 
@@ -160,6 +161,37 @@ def test_reader_cannot_read_the_audit_log_and_the_denial_is_audited(
     assert resp.status_code == 403
     entries = a.client.get("/v1/audit").json()["entries"]
     assert any(e["outcome"] == "denied" and e["action"] == "GET /v1/audit" for e in entries)
+
+
+def test_key_commands_are_audited_in_the_keys_tenant(
+    api: ApiProcess, tenants: tuple[Tenant, Tenant, dict[str, str]]
+) -> None:
+    a, b, _ = tenants
+    out = api.ragline("keys", "create", "--role", "reader", "--tenant", a.name, "--name", "ci")
+    key_id = out.split()[2]  # "created key <id> (tenant ..., role ...); it is shown once:"
+    key = out.strip().splitlines()[-1]
+    assert api.ragline("keys", "revoke", key_id).strip() == f"revoked {key_id}"
+    revoked = httpx.get(f"{api.url}/v1/indexes", headers={"Authorization": f"Bearer {key}"})
+    assert revoked.status_code == 401
+    mine = [
+        e for e in a.client.get("/v1/audit").json()["entries"] if e["target"] == f"key:{key_id}"
+    ]
+    assert {e["action"] for e in mine} == {"key.create", "key.revoke"}
+    assert all(e["actor"].startswith("cli:") and e["outcome"] == "allowed" for e in mine)
+    created = next(e for e in mine if e["action"] == "key.create")
+    assert created["detail"] == {"role": "reader", "indexes": [], "name": "ci"}
+    assert key not in str(mine)  # the key itself is never in the log
+    # Another tenant's admin does not see these entries.
+    assert not [e for e in b.client.get("/v1/audit").json()["entries"] if key_id in e["target"]]
+    # Revoking again finds no active key: an error, and nothing more is audited.
+    again = subprocess.run(
+        [RAGLINE, "keys", "revoke", key_id], env=api.env, capture_output=True, text=True
+    )
+    assert again.returncode == 1 and f"no active key {key_id}" in again.stderr
+    after = [
+        e for e in a.client.get("/v1/audit").json()["entries"] if e["target"] == f"key:{key_id}"
+    ]
+    assert len(after) == 2
 
 
 def test_row_level_security_alone_blocks_an_unfiltered_query(
