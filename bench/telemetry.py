@@ -1,15 +1,14 @@
 """Telemetry overhead on /search and /query, side by side in one run (goal: tracing adds
 ≤ 5 % at p50, i.e. metrics + traces against metrics only).
 
-Three API processes over the same data, queried in interleaved rounds:
+Four API processes over the same data, queried in interleaved rounds:
 - ``off``: no trace export, nobody scraping /metrics;
 - ``metrics``: /metrics scraped every second, as Prometheus would;
 - ``metrics+traces``: the same, plus every request traced and exported over OTLP to a real
-  Jaeger (in-memory), all spans sampled.
-Metric collection itself is always on in the process (it is part of the service).
-
+  Jaeger (in-memory), all spans sampled;
 - ``metrics+traces 10%``: the same with one trace in ten (``parentbased_traceidratio``),
   what a production sampler costs.
+Metric collection itself is always on in the process (it is part of the service).
 
 A p50 from n samples wobbles by about ±1.5 % of itself at n = 300 on this kind of machine,
 which is most of the budget; the full run therefore takes 1,000 rounds (about 1.5 min).
@@ -136,8 +135,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                         ("query", {"question": f"what does service {r % 5} handle?"}),
                     ):
                         # Interleaved, so noise hits every variant alike, and rotated, so
-                        # none always goes first (the first after a switch of path was
-                        # measured 1-2 % slower whichever it was).
+                        # none always goes first after a switch of path.
                         names = list(apis)
                         shift = r % len(names)
                         for name in names[shift:] + names[:shift]:
