@@ -17,6 +17,30 @@ from ragapi.store.tenancy import set_tenant, tenant_tx
 log = structlog.get_logger(__name__)
 
 
+async def _insert(
+    conn: asyncpg.Connection,
+    tenant: str,
+    actor: str,
+    action: str,
+    target: str,
+    outcome: str,
+    request_id: str,
+    detail: dict[str, Any] | None,
+) -> None:
+    """One entry, in the caller's transaction (scoped to ``tenant``)."""
+    await conn.execute(
+        """INSERT INTO audit_log (tenant, actor, action, target, outcome, request_id, detail)
+           VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)""",
+        tenant,
+        actor,
+        action,
+        target,
+        outcome,
+        request_id,
+        json.dumps(detail or {}),
+    )
+
+
 async def record(
     pool: asyncpg.Pool,
     principal: Principal,
@@ -30,17 +54,15 @@ async def record(
     """Write one entry. An audit failure is logged loudly but never fails the request."""
     try:
         async with tenant_tx(pool, principal.tenant) as conn:
-            await conn.execute(
-                """INSERT INTO audit_log (tenant, actor, action, target, outcome, request_id,
-                                          detail)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)""",
+            await _insert(
+                conn,
                 principal.tenant,
                 f"key:{principal.key_id}",
                 action,
                 target,
                 outcome,
                 request_id,
-                json.dumps(detail or {}),
+                detail,
             )
     except (OSError, asyncpg.PostgresError) as exc:
         log.error("audit_write_failed", action=action, target=target, error=type(exc).__name__)
@@ -68,15 +90,7 @@ async def record_command(
     entry, a failure here fails the command, which has not reported success yet."""
     async with conn.transaction():
         await set_tenant(conn, tenant)
-        await conn.execute(
-            """INSERT INTO audit_log (tenant, actor, action, target, outcome, detail)
-               VALUES ($1, $2, $3, $4, 'allowed', $5::jsonb)""",
-            tenant,
-            command_line_actor(),
-            action,
-            target,
-            json.dumps(detail or {}),
-        )
+        await _insert(conn, tenant, command_line_actor(), action, target, "allowed", "", detail)
 
 
 async def entries(pool: asyncpg.Pool, tenant: str, limit: int) -> list[asyncpg.Record]:

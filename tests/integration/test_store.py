@@ -14,12 +14,16 @@ from pgvector.asyncpg import register_vector
 
 from ragapi.contract import RagIndexSpec
 from ragapi.embedded import EmbeddedStack
+from ragapi.ingest import DocumentUpload, Ingestor
+from ragapi.parsing import PLAIN
 from ragapi.store import search as store_search
+from ragapi.store.db import create_pool
 from ragapi.store.documents import COPY_COLUMNS
 from ragapi.store.indexes import build_hnsw, ensure_index, get_index, hnsw_index_name
 from ragapi.store.migrations import Migration, bundled_migrations, migrate
 from ragapi.store.search import SearchFilters, text_search, vector_search
 from ragapi.store.tenancy import set_tenant
+from tests.hashing_embedder import HashingEmbedder
 
 pytestmark = pytest.mark.integration
 DIM = 8
@@ -286,6 +290,49 @@ async def test_hnsw_rebuild_swaps_while_queries_run(
         )
     }
     assert rebuilt.hnsw_index in names and old not in names
+
+
+async def test_staging_table_is_reused_and_empties_at_commit_and_rollback(
+    stack: EmbeddedStack, conn: asyncpg.Connection
+) -> None:
+    """write_version's staging table outlives each write on a pooled connection (created
+    once, ON COMMIT DELETE ROWS): a later write must insert only its own rows, also after
+    a write that was rolled back."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    record = await ensure_index(
+        conn, name, RagIndexSpec.model_validate({"embedding": {"dimensions": DIM}})
+    )
+    pool = await create_pool(stack.postgres.app_url, min_size=1, max_size=1)  # one connection
+    ingestor = Ingestor(pool, max_bytes=1 << 20)
+    embedder = HashingEmbedder(DIM)
+
+    def upload(source: str, text: str) -> DocumentUpload:
+        return DocumentUpload(source=source, data=text.encode(), content_type=PLAIN)
+
+    try:
+        first = await ingestor.ingest(record, "default", upload("a.txt", "Alpha text."), embedder)
+        assert first.chunks_written == 1
+        # A write that fails after staging rows rolls them back with it. (Had they stayed,
+        # the next write would move them in again: a duplicate chunk id.)
+        staging = f'"staging_{record.table}_{DIM}"'
+        async with pool.acquire() as c:
+            with pytest.raises(RuntimeError):
+                async with c.transaction():
+                    await set_tenant(c, "default")
+                    await c.execute(f'INSERT INTO {staging} SELECT * FROM "{record.table}"')
+                    assert await c.fetchval(f"SELECT count(*) FROM {staging}") == 1
+                    raise RuntimeError("the write fails")
+            assert await c.fetchval(f"SELECT count(*) FROM {staging}") == 0
+        second = await ingestor.ingest(record, "default", upload("b.txt", "Beta text."), embedder)
+        assert second.chunks_written == 1
+        async with pool.acquire() as c:
+            assert await c.fetchval(f"SELECT count(*) FROM {staging}") == 0
+    finally:
+        await pool.close()
+    rows = await conn.fetch(f'SELECT document_id FROM "{record.table}"')
+    assert sorted(str(r["document_id"]) for r in rows) == sorted(
+        [str(first.document.id), str(second.document.id)]
+    )
 
 
 async def test_changing_dimensions_is_refused(conn: asyncpg.Connection) -> None:
