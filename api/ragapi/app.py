@@ -46,9 +46,7 @@ from ragapi.store.migrations import migrate
 from ragapi.tracing import (
     FASTAPI_TELEMETRY,
     configure_tracing,
-    instrument,
     shutdown_tracing,
-    tracing_requested,
 )
 from ragapi.worker import IngestWorker
 
@@ -118,7 +116,12 @@ async def open_state(
         await migrate(conn)
     finally:
         await conn.close()
-    pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    pool = await create_pool(
+        dsn,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        traced=tracing,
+    )
     bypass = await pool.fetchval(
         "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
     )
@@ -248,6 +251,4 @@ def create_app(
             ],
         )
     app.add_middleware(RequestContextMiddleware)
-    if tracing_requested():
-        instrument()
     return app

@@ -16,7 +16,13 @@ from ragapi.metrics import (
 )
 from ragapi.retrieval import Hit, rrf_fuse, vector_only
 from ragapi.store.indexes import IndexRecord
-from ragapi.store.search import SearchFilters, has_iterative_scan, text_search, vector_search
+from ragapi.store.search import (
+    SearchFilters,
+    has_iterative_scan,
+    hybrid_search,
+    text_search,
+    vector_search,
+)
 from ragapi.store.tenancy import tenant_tx
 from ragapi.tracing import exemplar, tracer
 
@@ -43,8 +49,9 @@ class Retriever:
         return self._iterative
 
     async def embed_query(self, embedder: Embedder, query: str) -> list[float]:
-        with tracer.start_as_current_span("embed") as span:
-            span.set_attribute("ragline.embedding.model", embedder.model)
+        with tracer.start_as_current_span(
+            "embed", attributes={"ragline.embedding.model": embedder.model}
+        ):
             started = time.perf_counter()
             vector = await embedder.embed_query(query)
             EMBEDDING_DURATION.labels(embedder.model, "query").observe(
@@ -69,30 +76,35 @@ class Retriever:
         filters = filters or SearchFilters()
         vector = await self.embed_query(embedder, query)
         n = min(max(k * CANDIDATES_PER_RESULT, k), MAX_CANDIDATES)
-        with tracer.start_as_current_span("retrieve") as span:
-            span.set_attribute("ragline.index", record.name)
-            span.set_attribute("ragline.top_k", k)
+        with tracer.start_as_current_span(
+            "retrieve", attributes={"ragline.index": record.name, "ragline.top_k": k}
+        ) as span:
             started = time.perf_counter()
             async with tenant_tx(self._pool, tenant, readonly=True) as conn:
-                iterative = await self._supports_iterative(conn)
-                vres = await vector_search(
-                    conn,
-                    record,
-                    tenant,
-                    vector,
-                    k=n if spec.search.hybrid else k,
-                    ef_search=max(ef, n),
-                    filters=filters,
-                    iterative=iterative,
-                )
-                texts = (
-                    await text_search(conn, record, tenant, query, k=n, filters=filters)
-                    if spec.search.hybrid
-                    else []
-                )
+                if spec.search.hybrid and filters.empty:
+                    vres, texts = await hybrid_search(
+                        conn, record, tenant, vector, query, k=n, ef_search=max(ef, n)
+                    )
+                else:
+                    vres = await vector_search(
+                        conn,
+                        record,
+                        tenant,
+                        vector,
+                        k=n if spec.search.hybrid else k,
+                        ef_search=max(ef, n),
+                        filters=filters,
+                        iterative=await self._supports_iterative(conn),
+                    )
+                    texts = (
+                        await text_search(conn, record, tenant, query, k=n, filters=filters)
+                        if spec.search.hybrid
+                        else []
+                    )
             elapsed = time.perf_counter() - started
-            span.set_attribute("ragline.strategy", vres.strategy)
-            span.set_attribute("ragline.ef_search", vres.ef_search)
+            span.set_attributes(
+                {"ragline.strategy": vres.strategy, "ragline.ef_search": vres.ef_search}
+            )
             RETRIEVAL_EF_SEARCH.labels(record.name).observe(vres.ef_search)
             RETRIEVAL_DURATION.labels(record.name, vres.strategy).observe(
                 elapsed, exemplar=exemplar()

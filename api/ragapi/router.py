@@ -302,9 +302,10 @@ class ChatRouter:
             async for c, breaker, admission in admitted:
                 name = c.spec.name
                 degraded = walk.degraded
-                with tracer.start_as_current_span("generate") as span:
-                    span.set_attribute("ragline.provider", name)
-                    span.set_attribute("ragline.model", c.provider.model)
+                with tracer.start_as_current_span(
+                    "generate",
+                    attributes={"ragline.provider": name, "ragline.model": c.provider.model},
+                ) as span:
                     started = time.perf_counter()
                     try:
                         completion = await self._with_retries(c, c.provider.complete, request)
@@ -325,8 +326,12 @@ class ChatRouter:
                     PROVIDER_LATENCY.labels(name).observe(time.perf_counter() - started, exemplar())
                     PROVIDER_REQUESTS.labels(name, "success").inc()
                     _record_usage(name, completion.usage)
-                    span.set_attribute("ragline.tokens.input", completion.usage.input_tokens)
-                    span.set_attribute("ragline.tokens.output", completion.usage.output_tokens)
+                    span.set_attributes(
+                        {
+                            "ragline.tokens.input": completion.usage.input_tokens,
+                            "ragline.tokens.output": completion.usage.output_tokens,
+                        }
+                    )
                     if skipped:
                         span.set_attribute("ragline.fallback_reason", skipped[-1].reason)
                     return Routed(

@@ -84,16 +84,6 @@ def configure_tracing(service_name: str = "ragline-api") -> bool:
     return True
 
 
-def instrument() -> None:
-    """A child span per SQL statement (provider calls carry ``traceparent`` through
-    ``provider_http_client``; FastAPI makes the server span, see FASTAPI_TELEMETRY)."""
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-
-    asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
-    if not asyncpg_instrumentor.is_instrumented_by_opentelemetry:
-        asyncpg_instrumentor.instrument()
-
-
 # Probes and scrapes are not traced: they would outnumber the requests.
 _UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 

@@ -21,7 +21,7 @@ from ragapi.store.db import create_pool
 from ragapi.store.documents import COPY_COLUMNS
 from ragapi.store.indexes import build_hnsw, ensure_index, get_index, hnsw_index_name
 from ragapi.store.migrations import Migration, bundled_migrations, migrate
-from ragapi.store.search import SearchFilters, text_search, vector_search
+from ragapi.store.search import Candidate, SearchFilters, VectorResult, text_search, vector_search
 from ragapi.store.tenancy import set_tenant
 from tests.hashing_embedder import HashingEmbedder
 
@@ -225,6 +225,52 @@ async def test_full_text_ranks_chunks_with_more_question_words_first(
     assert await conn.fetchval(storage, record.table) == b"x"
     await ensure_index(conn, name, record.spec)
     assert await conn.fetchval(storage, record.table) == b"m"
+
+
+async def test_one_statement_hybrid_search_returns_both_lists(
+    conn: asyncpg.Connection,
+) -> None:
+    """The unfiltered hybrid path (one UNION ALL statement) returns exactly what the vector
+    and full-text statements return on their own, in the same order, and nothing for
+    another tenant."""
+    texts = [
+        f"chunk {i} about {'rotation keys' if i % 3 == 0 else 'disk usage'}" for i in range(60)
+    ]
+    name, vectors = await _index_with_rows(conn, len(texts), tagged_every=1000, texts=texts)
+    record = await get_index(conn, name)
+    question = "how are keys rotated"
+
+    async def in_tx(
+        tenant: str,
+    ) -> tuple[VectorResult, list[Candidate], VectorResult, list[Candidate]]:
+        async with conn.transaction(readonly=True):
+            await set_tenant(conn, tenant)
+            one_vec, one_text = await store_search.hybrid_search(
+                conn, record, tenant, vectors[4], question, k=12, ef_search=40
+            )
+            two_vec = await vector_search(
+                conn,
+                record,
+                tenant,
+                vectors[4],
+                k=12,
+                ef_search=40,
+                filters=SearchFilters(),
+                iterative=False,
+            )
+            two_text = await text_search(
+                conn, record, tenant, question, k=12, filters=SearchFilters()
+            )
+        return one_vec, one_text, two_vec, two_text
+
+    one_vec, one_text, two_vec, two_text = await in_tx("default")
+    assert one_vec == two_vec  # same candidates, scores, strategy and ef_search
+    assert one_vec.strategy == "hnsw" and len(one_vec.candidates) == 12
+    assert one_vec.candidates[0].text == texts[4]
+    assert one_text == two_text and len(one_text) == 12
+    assert all("rotation keys" in c.text for c in one_text)
+    other_vec, other_text, _, _ = await in_tx("someone-else")
+    assert other_vec.candidates == [] and other_text == []
 
 
 async def test_hnsw_rebuild_swaps_while_queries_run(

@@ -5,17 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from pgvector.asyncpg import register_vector
 
-
-class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
-    """A connection whose reset on release to the pool makes no SQL span: it is the
-    pool's plumbing, one per checkout, and traced it was a span in every request."""
-
-    async def reset(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 (asyncpg signature)
-        with suppress_instrumentation():
-            await super().reset(timeout=timeout)
+from ragapi.store.sql_tracing import TracedConnection
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -23,8 +15,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, **kw: Any
+    dsn: str, *, min_size: int = 1, max_size: int = 10, traced: bool = False, **kw: Any
 ) -> asyncpg.Pool:
+    """``traced``: a CLIENT span per statement (``store.sql_tracing``); off, the plain
+    asyncpg connection, with nothing in its way."""
     pool: asyncpg.Pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -34,7 +28,7 @@ async def create_pool(
         # Identifiers for the many per-index statements differ only by table; keep the cache
         # bounded instead of unbounded prepared-statement growth.
         statement_cache_size=256,
-        connection_class=PooledConnection,
+        connection_class=TracedConnection if traced else asyncpg.Connection,
         **kw,
     )
     return pool

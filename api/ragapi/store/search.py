@@ -107,6 +107,20 @@ def _rows(rows: Sequence[asyncpg.Record], distance: Distance) -> list[Candidate]
     return _candidates(rows, lambda raw: _similarity(distance, raw))
 
 
+def _nearest(record: IndexRecord, where: str) -> str:
+    """The HNSW-ordered query: $1 the query vector, $2 the limit."""
+    op = OPERATOR[record.spec.distance]
+    return (
+        f"SELECT id, document_id, source, heading, text, token_count, embedding {op} $1 AS score "
+        f"FROM {quote_ident(record.table)} WHERE {where} ORDER BY embedding {op} $1 LIMIT $2"
+    )
+
+
+async def _set_ef_search(conn: asyncpg.Connection, ef_search: int) -> None:
+    with suppress_instrumentation():  # plumbing: the value is on the retrieve span
+        await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+
+
 async def vector_search(
     conn: asyncpg.Connection,
     record: IndexRecord,
@@ -124,15 +138,11 @@ async def vector_search(
     table = quote_ident(record.table)
     where, fargs = _where(filters, 3)
     query = np.asarray(embedding, dtype=np.float32)
-    select = (
-        f"SELECT id, document_id, source, heading, text, token_count, embedding {op} $1 AS score "
-        f"FROM {table} WHERE {where} ORDER BY embedding {op} $1 LIMIT $2"
-    )
+    select = _nearest(record, where)
     ef = max(ef_search, k)
 
     async def hnsw(ef_value: int) -> list[asyncpg.Record]:
-        with suppress_instrumentation():  # plumbing: the value is on the retrieve span
-            await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_value)}")
+        await _set_ef_search(conn, ef_value)
         rows: list[asyncpg.Record] = await conn.fetch(select, query, k, tenant, *fargs)
         return rows
 
@@ -205,4 +215,43 @@ def _filter_args(filters: SearchFilters) -> tuple[list[str] | None, str | None]:
     return (
         list(filters.tags) if filters.tags else None,
         json.dumps(filters.metadata) if filters.metadata else None,
+    )
+
+
+async def hybrid_search(
+    conn: asyncpg.Connection,
+    record: IndexRecord,
+    tenant: str,
+    embedding: Sequence[float],
+    text: str,
+    *,
+    k: int,
+    ef_search: int,
+) -> tuple[VectorResult, list[Candidate]]:
+    """Unfiltered hybrid candidates in one statement: the HNSW list and the full-text list
+    (``text_search``'s function) as one UNION ALL, told apart by its first column. The
+    unfiltered search is the common one and needs no strategy; one round trip (and, when
+    traced, one SQL span) instead of two. Runs in the caller's transaction, like
+    ``vector_search``; filtered searches take that path."""
+    ef = max(ef_search, k)
+    await _set_ef_search(conn, ef)
+    # Each list keeps its own order (nearest first; the text function's tiers as it
+    # returns them): a subquery's ORDER BY alone does not bind the outer query.
+    rows = await conn.fetch(
+        "SELECT 0 AS list, row_number() OVER (ORDER BY v.score) AS pos, v.* "
+        f"FROM ({_nearest(record, 'active AND tenant = $3')}) v "
+        "UNION ALL SELECT 1, t.pos, t.id, t.document_id, t.source, t.heading, t.text, "
+        "t.token_count, t.score "
+        "FROM ragline_text_candidates($4::regclass, $5, $2::integer, NULL, NULL) "
+        "WITH ORDINALITY AS t(id, document_id, source, heading, text, token_count, score, pos) "
+        "ORDER BY list, pos",
+        np.asarray(embedding, dtype=np.float32),
+        k,
+        tenant,
+        quote_ident(record.table),
+        text,
+    )
+    nearest = _rows([r for r in rows if r["list"] == 0], record.spec.distance)
+    return VectorResult(nearest, "hnsw", ef), _candidates(
+        [r for r in rows if r["list"] == 1], float
     )

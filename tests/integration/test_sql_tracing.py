@@ -1,0 +1,106 @@
+"""The pool's traced connection against real Postgres: one CLIENT span per statement with
+the database attributes, none for plumbing or the pool's reset, errors marked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from ragapi.embedded import EmbeddedStack
+from ragapi.store import sql_tracing
+from ragapi.store.db import create_pool
+from ragapi.store.sql_tracing import TracedConnection, operation
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    # A provider of the test's own: the global one can be set only once per process.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(sql_tracing, "_tracer", provider.get_tracer("test"))
+    yield exporter
+    provider.shutdown()
+
+
+def _sql(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    return [s for s in exporter.get_finished_spans() if s.attributes.get("db.system")]
+
+
+def test_operation_names_a_span_by_its_first_keyword() -> None:
+    assert operation("select 1") == "SELECT"
+    assert operation("\n  WITH x AS (SELECT 1) SELECT * FROM x") == "WITH"
+    assert operation("   ") == "postgresql"
+
+
+async def test_statements_are_client_spans_under_the_current_span(
+    stack: EmbeddedStack, spans: InMemorySpanExporter
+) -> None:
+    conn = await asyncpg.connect(stack.postgres.app_url, connection_class=TracedConnection)
+    parent_tracer = TracerProvider().get_tracer("parent")
+    try:
+        with parent_tracer.start_as_current_span("retrieve") as parent:
+            assert await conn.fetchval("SELECT $1::int + 1", 41) == 42
+            assert (await conn.fetchrow("SELECT 'a' AS x"))["x"] == "a"
+            assert len(await conn.fetch("SELECT generate_series(1, 3)")) == 3
+            assert await conn.execute("SELECT 1") == "SELECT 1"
+        with suppress_instrumentation():
+            await conn.execute("SET application_name = 'plumbing'")
+    finally:
+        await conn.close()
+    sql = _sql(spans)
+    assert [s.name for s in sql] == ["SELECT"] * 4  # the suppressed statement made none
+    first = sql[0]
+    assert first.kind is trace.SpanKind.CLIENT
+    assert first.parent is not None and first.parent.span_id == parent.get_span_context().span_id
+    assert first.attributes["db.statement"] == "SELECT $1::int + 1"
+    assert first.attributes["db.name"] == stack.postgres.app_url.rsplit("/", 1)[1]
+    assert first.attributes["db.user"] == "ragline_app"
+    assert first.attributes["net.peer.name"] == "127.0.0.1"
+    assert first.attributes["net.peer.port"] == int(
+        stack.postgres.app_url.rsplit(":", 1)[1].split("/")[0]
+    )
+    assert "db.statement.parameters" not in first.attributes  # values never leave the process
+    assert all(s.status.is_ok for s in sql)
+
+
+async def test_a_failed_statement_marks_its_span_and_still_raises(
+    stack: EmbeddedStack, spans: InMemorySpanExporter
+) -> None:
+    conn = await asyncpg.connect(stack.postgres.app_url, connection_class=TracedConnection)
+    try:
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await conn.fetch("SELECT * FROM no_such_table")
+    finally:
+        await conn.close()
+    (span,) = _sql(spans)
+    assert span.status.status_code is trace.StatusCode.ERROR
+    assert span.attributes["error.type"] == "UndefinedTableError"
+
+
+async def test_traced_pool_spans_only_the_work_and_untraced_pool_is_plain(
+    stack: EmbeddedStack, spans: InMemorySpanExporter
+) -> None:
+    traced = await create_pool(stack.postgres.app_url, min_size=1, max_size=1, traced=True)
+    plain = await create_pool(stack.postgres.app_url, min_size=1, max_size=1)
+    try:
+        for _ in range(3):  # each release resets the connection: no span for that
+            async with traced.acquire() as conn:
+                assert isinstance(conn._con, TracedConnection)  # type: ignore[attr-defined]
+                await conn.fetchval("SELECT 1")
+        async with plain.acquire() as conn:
+            assert type(conn._con) is asyncpg.Connection  # type: ignore[attr-defined]
+            await conn.fetchval("SELECT 2")
+    finally:
+        await traced.close()
+        await plain.close()
+    assert [s.attributes["db.statement"] for s in _sql(spans)] == ["SELECT 1"] * 3
