@@ -102,6 +102,17 @@ def test_query_trace_has_the_span_tree(stack: EmbeddedStack, tmp_path: Path) -> 
         if s["context"]["trace_id"] == trace_id  # type: ignore[index]
     ]
     assert any("ragline_text_candidates" in st for st in statements), statements
+    # An unfiltered hybrid search is one statement (both candidate lists), a CLIENT span
+    # under retrieve.
+    retrieve = next(
+        s for s in spans if s["name"] == "retrieve" and s["context"]["trace_id"] == trace_id
+    )  # type: ignore[index]
+    sql = [s for s in spans if s["parent_id"] == retrieve["context"]["span_id"]]  # type: ignore[index]
+    assert len(sql) == 1, [s["attributes"].get("db.statement") for s in sql]  # type: ignore[attr-defined]
+    assert sql[0]["kind"] == "SpanKind.CLIENT"
+    assert sql[0]["attributes"]["db.system"] == "postgresql"  # type: ignore[index]
+    assert "ragline_text_candidates" in str(sql[0]["attributes"]["db.statement"])  # type: ignore[index]
+    assert "ORDER BY embedding" in str(sql[0]["attributes"]["db.statement"])  # type: ignore[index]
     assert not any(
         st.startswith(("BEGIN", "COMMIT", "SET LOCAL")) or "set_config" in st or "RESET ALL" in st
         for st in statements
