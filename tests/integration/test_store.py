@@ -271,6 +271,13 @@ async def test_one_statement_hybrid_search_returns_both_lists(
     assert all("rotation keys" in c.text for c in one_text)
     other_vec, other_text, _, _ = await in_tx("someone-else")
     assert other_vec.candidates == [] and other_text == []
+    # Only stop words: no full-text list, the vector list still answers.
+    async with conn.transaction(readonly=True):
+        await set_tenant(conn, "default")
+        stop_vec, stop_text = await store_search.hybrid_search(
+            conn, record, "default", vectors[4], "how do I the of a", k=12, ef_search=40
+        )
+    assert stop_text == [] and stop_vec == one_vec
 
 
 async def test_hnsw_rebuild_swaps_while_queries_run(
