@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragapi.errors import PayloadTooLarge, RaglineError
 from ragapi.metrics import HTTP_DURATION, HTTP_REQUESTS
+from ragapi.server_span import UNTRACED_PATHS, ServerSpan
 from ragapi.tracing import exemplar
 
 log = structlog.get_logger("ragapi.access")
@@ -52,8 +53,9 @@ def error_response(
 
 
 class RequestContextMiddleware:
-    """Assigns the request id, binds it to every log line, and records RED metrics with
-    the route template (never the raw path) as the label."""
+    """Assigns the request id, binds it to every log line, makes the request's server
+    span, and records RED metrics with the route template (never the raw path) as the
+    label."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,6 +71,8 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=rid)
         started = time.perf_counter()
         status = 500
+        error: BaseException | None = None
+        span = ServerSpan.start(scope)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -89,13 +93,17 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            template = getattr(scope.get("route"), "path", None)
+            route = template or "unmatched"
             method = scope["method"]
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_DURATION.labels(method, route).observe(elapsed, exemplar=exemplar())
-            if route not in ("/healthz", "/readyz", "/metrics"):
+            if route not in UNTRACED_PATHS:  # nor logged
                 log.info(
                     "http_request",
                     method=method,
@@ -104,6 +112,8 @@ class RequestContextMiddleware:
                     duration_ms=round(elapsed * 1000, 2),
                 )
             structlog.contextvars.clear_contextvars()
+            if span is not None:  # last: the exemplar and the log line carry its ids
+                span.finish(template, status, error)
 
 
 class BodyLimitMiddleware:

@@ -28,7 +28,7 @@ from ragapi.parsing import ParsedDocument, parse_document
 from ragapi.store import documents as docs
 from ragapi.store.indexes import IndexRecord
 from ragapi.store.tenancy import set_tenant
-from ragapi.tracing import tracer
+from ragapi.tracing import child_span
 
 log = structlog.get_logger(__name__)
 
@@ -73,9 +73,9 @@ def prepare(upload: DocumentUpload, record: IndexRecord) -> tuple[ParsedDocument
 async def embed_texts(embedder: Embedder, texts: Sequence[str], kind: str) -> list[list[float]]:
     if not texts:
         return []
-    with tracer.start_as_current_span("embed") as span:
-        span.set_attribute("ragline.embedding.model", embedder.model)
-        span.set_attribute("ragline.embedding.texts", len(texts))
+    with child_span(
+        "embed", {"ragline.embedding.model": embedder.model, "ragline.embedding.texts": len(texts)}
+    ):
         started = time.perf_counter()
         vectors = await embedder.embed(texts)
         EMBEDDING_DURATION.labels(embedder.model, kind).observe(time.perf_counter() - started)

@@ -24,7 +24,7 @@ from ragapi.store.search import (
     vector_search,
 )
 from ragapi.store.tenancy import tenant_tx
-from ragapi.tracing import exemplar, tracer
+from ragapi.tracing import child_span, exemplar
 
 # Each list contributes this many candidates per requested result to the fusion.
 CANDIDATES_PER_RESULT = 4
@@ -49,9 +49,7 @@ class Retriever:
         return self._iterative
 
     async def embed_query(self, embedder: Embedder, query: str) -> list[float]:
-        with tracer.start_as_current_span(
-            "embed", attributes={"ragline.embedding.model": embedder.model}
-        ):
+        with child_span("embed", {"ragline.embedding.model": embedder.model}):
             started = time.perf_counter()
             vector = await embedder.embed_query(query)
             EMBEDDING_DURATION.labels(embedder.model, "query").observe(
@@ -76,9 +74,7 @@ class Retriever:
         filters = filters or SearchFilters()
         vector = await self.embed_query(embedder, query)
         n = min(max(k * CANDIDATES_PER_RESULT, k), MAX_CANDIDATES)
-        with tracer.start_as_current_span(
-            "retrieve", attributes={"ragline.index": record.name, "ragline.top_k": k}
-        ) as span:
+        with child_span("retrieve", {"ragline.index": record.name, "ragline.top_k": k}) as span:
             started = time.perf_counter()
             async with tenant_tx(self._pool, tenant, readonly=True) as conn:
                 if spec.search.hybrid and filters.empty:
@@ -109,7 +105,7 @@ class Retriever:
             RETRIEVAL_DURATION.labels(record.name, vres.strategy).observe(
                 elapsed, exemplar=exemplar()
             )
-        with tracer.start_as_current_span("fuse"):
+        with child_span("fuse"):
             if spec.search.hybrid:
                 hits = rrf_fuse(vres.candidates, texts, rrf_k=spec.search.rrf_k, top_k=k)
             else:

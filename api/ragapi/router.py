@@ -42,7 +42,7 @@ from ragapi.providers.openai_chat import OpenAIChatProvider, classify
 from ragapi.ratelimit import ProviderRateLimiter
 from ragapi.retry import RETRY_WAIT_CAP_SECONDS, retryable, retrying
 from ragapi.secrets import read_secret
-from ragapi.tracing import exemplar, tracer
+from ragapi.tracing import child_span, exemplar, leaf_span
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -302,9 +302,8 @@ class ChatRouter:
             async for c, breaker, admission in admitted:
                 name = c.spec.name
                 degraded = walk.degraded
-                with tracer.start_as_current_span(
-                    "generate",
-                    attributes={"ragline.provider": name, "ragline.model": c.provider.model},
+                with child_span(
+                    "generate", {"ragline.provider": name, "ragline.model": c.provider.model}
                 ) as span:
                     started = time.perf_counter()
                     try:
@@ -355,9 +354,9 @@ class ChatRouter:
                 started = time.perf_counter()
                 # Not made current: an async generator resumes in other contexts, and a current
                 # span must be detached in the context that attached it.
-                span = tracer.start_span(
+                span = leaf_span(
                     "generate",
-                    attributes={
+                    {
                         "ragline.provider": name,
                         "ragline.model": c.provider.model,
                         "ragline.stream": True,

@@ -8,17 +8,81 @@ sampler, resource attributes) itself.
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from types import TracebackType
 from typing import Any
 
 from fastapi.telemetry import TelemetryConfig
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import Attributes
 
 tracer = trace.get_tracer("ragline")
 _configured = False
+
+
+def child_span(name: str, attributes: Attributes = None) -> _ChildSpan:
+    """A child of the current span, made current for its ``with`` block: what
+    ``tracer.start_as_current_span`` does, minus the spans nobody will see.
+
+    - Under a span that is not recording (an unsampled request, or no request at all)
+      it makes no span and yields ``INVALID_SPAN``, whose setters do nothing. Every
+      standard sampler would drop that child anyway: the parent-based ones follow the
+      parent, and the others decide the same way for the whole trace, so the server
+      span already carries the verdict. The SDK would still have run most of
+      ``start_span`` (ids, sampler, a non-recording span) before dropping it.
+    - One small object instead of three nested generator context managers
+      (``ProxyTracer``'s, the SDK tracer's and ``use_span``'s).
+    - An exception is recorded on the span and sets ERROR status, as ``use_span``
+      does; cancellation and ``GeneratorExit`` are not errors.
+    """
+    return _ChildSpan(name, attributes)
+
+
+def leaf_span(
+    name: str, attributes: Attributes = None, kind: trace.SpanKind = trace.SpanKind.INTERNAL
+) -> trace.Span:
+    """A started child span that is not made current (the caller ends it), or
+    ``INVALID_SPAN`` under a span that is not recording (see ``child_span``)."""
+    if not trace.get_current_span().is_recording():
+        return trace.INVALID_SPAN
+    return tracer.start_span(name, kind=kind, attributes=attributes)
+
+
+class _ChildSpan:
+    __slots__ = ("_attributes", "_name", "_span", "_token")
+
+    def __init__(self, name: str, attributes: Attributes) -> None:
+        self._name = name
+        self._attributes = attributes
+        self._span: trace.Span | None = None
+        self._token: object = None
+
+    def __enter__(self) -> trace.Span:
+        if not trace.get_current_span().is_recording():
+            return trace.INVALID_SPAN
+        span = self._span = tracer.start_span(self._name, attributes=self._attributes)
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+        return span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        span = self._span
+        if span is None:
+            return
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+        # Exceptions only, as use_span: GeneratorExit and cancellation are not errors.
+        if isinstance(exc, Exception):
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.end()
 
 
 def exemplar() -> dict[str, str] | None:
@@ -41,6 +105,11 @@ def provider_http_client() -> Any:
     import openai
 
     return openai.DefaultAsyncHttpxClient(event_hooks={"request": [_inject_traceparent]})
+
+
+def enabled() -> bool:
+    """Whether this process exports spans (``configure_tracing`` installed a provider)."""
+    return _configured
 
 
 def tracing_requested() -> bool:
@@ -84,27 +153,15 @@ def configure_tracing(service_name: str = "ragline-api") -> bool:
     return True
 
 
-# Probes and scrapes are not traced: they would outnumber the requests.
-_UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-def untraced(scope: MutableMapping[str, Any]) -> bool:
-    return scope.get("path") in _UNTRACED_PATHS
-
-
-# FastAPI's own OpenTelemetry support makes the server span: named by the route
-# template, continuing the caller's W3C trace context. Its per-operation spans
-# (dependencies, endpoint, serialization) would triple a request's spans, its metrics
-# duplicate our Prometheus ones and its log records our JSON logs; all three are off.
-# (opentelemetry-instrumentation-fastapi, used before, wrapped the app in a second ASGI
-# layer that matched the path against every route and collected a dozen attributes on
-# every request, sampled or not.)
+# The server span is made by ``http.RequestContextMiddleware`` (see ``server_span``, which
+# gives the measured reason); FastAPI's native telemetry stays off entirely, so it adds no
+# ASGI layer. (Its operation spans would triple a request's spans, its metrics duplicate
+# our Prometheus ones and its log records our JSON logs.)
 FASTAPI_TELEMETRY: TelemetryConfig = {
-    "tracing": True,
+    "tracing": False,
     "operation_spans": False,
     "metrics": False,
     "logs": False,
-    "exclude": untraced,
 }
 
 

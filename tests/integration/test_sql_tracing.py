@@ -12,6 +12,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from ragapi.embedded import EmbeddedStack
 from ragapi.store import sql_tracing
@@ -36,6 +37,10 @@ def _sql(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
     return [s for s in exporter.get_finished_spans() if s.attributes.get("db.system")]
 
 
+# The request's span: statements are traced only inside a sampled trace.
+_requests = TracerProvider().get_tracer("request")
+
+
 def test_operation_names_a_span_by_its_first_keyword() -> None:
     assert operation("select 1") == "SELECT"
     assert operation("\n  WITH x AS (SELECT 1) SELECT * FROM x") == "WITH"
@@ -46,15 +51,14 @@ async def test_statements_are_client_spans_under_the_current_span(
     stack: EmbeddedStack, spans: InMemorySpanExporter
 ) -> None:
     conn = await asyncpg.connect(stack.postgres.app_url, connection_class=TracedConnection)
-    parent_tracer = TracerProvider().get_tracer("parent")
     try:
-        with parent_tracer.start_as_current_span("retrieve") as parent:
+        with _requests.start_as_current_span("retrieve") as parent:
             assert await conn.fetchval("SELECT $1::int + 1", 41) == 42
             assert (await conn.fetchrow("SELECT 'a' AS x"))["x"] == "a"
             assert len(await conn.fetch("SELECT generate_series(1, 3)")) == 3
             assert await conn.execute("SELECT 1") == "SELECT 1"
-        with suppress_instrumentation():
-            await conn.execute("SET application_name = 'plumbing'")
+            with suppress_instrumentation():
+                await conn.execute("SET application_name = 'plumbing'")
     finally:
         await conn.close()
     sql = _sql(spans)
@@ -78,7 +82,10 @@ async def test_a_failed_statement_marks_its_span_and_still_raises(
 ) -> None:
     conn = await asyncpg.connect(stack.postgres.app_url, connection_class=TracedConnection)
     try:
-        with pytest.raises(asyncpg.UndefinedTableError):
+        with (
+            _requests.start_as_current_span("request"),
+            pytest.raises(asyncpg.UndefinedTableError),
+        ):
             await conn.fetch("SELECT * FROM no_such_table")
     finally:
         await conn.close()
@@ -94,14 +101,32 @@ async def test_traced_pool_spans_only_the_work_and_untraced_pool_is_plain(
     traced = await create_pool(stack.postgres.app_url, min_size=1, max_size=1, traced=True)
     plain = await create_pool(stack.postgres.app_url, min_size=1, max_size=1)
     try:
-        for _ in range(3):  # each release resets the connection: no span for that
-            async with traced.acquire() as conn:
-                assert isinstance(conn._con, TracedConnection)  # type: ignore[attr-defined]
-                await conn.fetchval("SELECT 1")
-        async with plain.acquire() as conn:
-            assert type(conn._con) is asyncpg.Connection  # type: ignore[attr-defined]
-            await conn.fetchval("SELECT 2")
+        with _requests.start_as_current_span("request"):
+            for _ in range(3):  # each release resets the connection: no span for that
+                async with traced.acquire() as conn:
+                    assert isinstance(conn._con, TracedConnection)  # type: ignore[attr-defined]
+                    await conn.fetchval("SELECT 1")
+            async with plain.acquire() as conn:
+                assert type(conn._con) is asyncpg.Connection  # type: ignore[attr-defined]
+                await conn.fetchval("SELECT 2")
     finally:
         await traced.close()
         await plain.close()
     assert [s.attributes["db.statement"] for s in _sql(spans)] == ["SELECT 1"] * 3
+
+
+async def test_no_spans_outside_a_sampled_trace(
+    stack: EmbeddedStack, spans: InMemorySpanExporter
+) -> None:
+    unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("request")
+    conn = await asyncpg.connect(stack.postgres.app_url, connection_class=TracedConnection)
+    try:
+        assert await conn.fetchval("SELECT 1") == 1  # no trace at all (a health check)
+        with unsampled.start_as_current_span("request") as request:
+            assert not request.is_recording()
+            assert await conn.fetchval("SELECT 2") == 2  # its spans would be dropped anyway
+        with _requests.start_as_current_span("request"):
+            assert await conn.fetchval("SELECT 3") == 3
+    finally:
+        await conn.close()
+    assert [s.attributes["db.statement"] for s in _sql(spans)] == ["SELECT 3"]

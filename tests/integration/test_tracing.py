@@ -75,6 +75,9 @@ def test_query_trace_has_the_span_tree(stack: EmbeddedStack, tmp_path: Path) -> 
         assert continued.status_code == 200
         assert httpx.get(f"{api.url}/healthz").status_code == 200
         assert httpx.get(f"{api.url}/metrics").status_code == 200
+        openmetrics = httpx.get(
+            f"{api.url}/metrics", headers={"Accept": "application/openmetrics-text"}
+        ).text
     finally:
         stop_api(api)  # flushes the batch span processor
     text = (tmp_path / "api.log").read_text()
@@ -128,3 +131,13 @@ def test_query_trace_has_the_span_tree(stack: EmbeddedStack, tmp_path: Path) -> 
     # The request's log line carries the same trace id.
     hexid = trace_id.removeprefix("0x")  # type: ignore[union-attr]
     assert re.search(rf'"trace_id": "{hexid}"', text)
+    # Latency histograms link a bucket to its trace (OpenMetrics exemplars).
+    for metric, labels in (
+        ("ragline_http_request_duration_seconds", 'route="/v1/indexes/{index}/search"'),
+        ("ragline_retrieval_duration_seconds", 'index="traced"'),
+    ):
+        assert re.search(
+            rf'^{metric}_bucket{{[^}}]*{re.escape(labels)}[^}}]*}} \S+ # {{trace_id="{CALLER_TRACE}"}}',
+            openmetrics,
+            re.M,
+        ), [line for line in openmetrics.splitlines() if line.startswith(metric + "_bucket")]

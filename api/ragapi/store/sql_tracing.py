@@ -102,7 +102,9 @@ class TracedConnection(asyncpg.Connection):  # type: ignore[misc]
     _span_attributes: dict[str, Any] | None = None
 
     def _statement(self, query: str) -> _StatementSpan | _NoSpan:
-        if not is_instrumentation_enabled():
+        # Only inside a sampled trace (see ``tracing.child_span``): no root spans for the
+        # health checks, no unsampled spans the exporter would drop.
+        if not trace.get_current_span().is_recording() or not is_instrumentation_enabled():
             return _NO_SPAN
         static = self._span_attributes
         if static is None:

@@ -1,0 +1,104 @@
+"""``child_span`` and ``leaf_span``: the spans of a sampled request, nothing otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+from ragapi import tracing
+from ragapi.tracing import child_span, leaf_span
+
+
+@pytest.fixture()
+def exporter(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    # A provider of the test's own: the global one can be set only once per process.
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    monkeypatch.setattr(tracing, "tracer", provider.get_tracer("test"))
+    yield exported
+    provider.shutdown()
+
+
+def _names(exported: InMemorySpanExporter) -> list[str]:
+    return [s.name for s in exported.get_finished_spans()]
+
+
+def test_child_span_is_current_inside_and_a_child_of_the_request(
+    exporter: InMemorySpanExporter,
+) -> None:
+    with tracing.tracer.start_as_current_span("request") as request:
+        with child_span("retrieve", {"ragline.top_k": 5}) as span:
+            assert span.is_recording()
+            assert trace.get_current_span() is span
+            with child_span("fuse") as inner:
+                assert trace.get_current_span() is inner
+            span.set_attribute("ragline.strategy", "hnsw")
+        assert trace.get_current_span() is request  # restored on exit
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert _names(exporter) == ["fuse", "retrieve", "request"]
+    retrieve = spans["retrieve"]
+    assert retrieve.parent is not None
+    assert retrieve.parent.span_id == request.get_span_context().span_id
+    assert spans["fuse"].parent.span_id == retrieve.context.span_id  # type: ignore[union-attr]
+    assert dict(retrieve.attributes or {}) == {"ragline.top_k": 5, "ragline.strategy": "hnsw"}
+    assert retrieve.status.is_unset
+
+
+def test_child_span_records_an_exception_and_lets_it_through(
+    exporter: InMemorySpanExporter,
+) -> None:
+    with tracing.tracer.start_as_current_span("request") as request:
+        with pytest.raises(ValueError, match="bad vector"), child_span("embed"):
+            raise ValueError("bad vector")
+        assert trace.get_current_span() is request
+    (embed,) = (s for s in exporter.get_finished_spans() if s.name == "embed")
+    assert embed.status.status_code is trace.StatusCode.ERROR
+    assert embed.status.description == "ValueError: bad vector"
+    assert [e.name for e in embed.events] == ["exception"]
+    assert embed.events[0].attributes["exception.type"] == "ValueError"  # type: ignore[index]
+
+
+def test_a_cancelled_child_is_ended_but_not_an_error(exporter: InMemorySpanExporter) -> None:
+    with (
+        tracing.tracer.start_as_current_span("request"),
+        pytest.raises(asyncio.CancelledError),
+        child_span("generate"),
+    ):
+        raise asyncio.CancelledError
+    (generate,) = (s for s in exporter.get_finished_spans() if s.name == "generate")
+    assert generate.end_time is not None
+    assert generate.status.is_unset
+    assert not generate.events
+
+
+def test_no_child_spans_outside_a_sampled_trace(exporter: InMemorySpanExporter) -> None:
+    with child_span("embed") as orphan:  # no request at all
+        assert orphan is trace.INVALID_SPAN
+        orphan.set_attribute("ragline.embedding.model", "m")  # a no-op, not an error
+        assert leaf_span("generate") is trace.INVALID_SPAN
+    unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("request")
+    with unsampled.start_as_current_span("request") as request:
+        with child_span("retrieve") as span:
+            assert span is trace.INVALID_SPAN
+            assert trace.get_current_span() is request  # logs keep the request's trace id
+        assert leaf_span("generate") is trace.INVALID_SPAN
+    assert _names(exporter) == []
+
+
+def test_leaf_span_is_started_but_not_made_current(exporter: InMemorySpanExporter) -> None:
+    with tracing.tracer.start_as_current_span("request") as request:
+        span = leaf_span("generate", {"ragline.stream": True}, kind=trace.SpanKind.CLIENT)
+        assert trace.get_current_span() is request
+        span.end()
+    (generate,) = (s for s in exporter.get_finished_spans() if s.name == "generate")
+    assert generate.kind is trace.SpanKind.CLIENT
+    assert generate.parent.span_id == request.get_span_context().span_id  # type: ignore[union-attr]
+    assert generate.attributes == {"ragline.stream": True}
