@@ -86,13 +86,14 @@ def request_attributes(scope: Scope) -> dict[str, Any]:
     if host is not None:
         try:
             url = urlsplit("//" + host.decode("latin-1"))
-            address, port = url.hostname, url.port or _DEFAULT_PORTS.get(scheme)
+            address, port = url.hostname, url.port
         except ValueError:  # a malformed Host must not fail the request
             address = port = None
     else:
         address, port = scope.get("server") or (None, None)
     if address:
         attributes["server.address"] = address
+        port = port or _DEFAULT_PORTS.get(scheme)
         if port is not None:
             attributes["server.port"] = port
     return attributes

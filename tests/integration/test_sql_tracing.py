@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from ragapi.embedded import EmbeddedStack
 from ragapi.store import sql_tracing
 from ragapi.store.db import create_pool
-from ragapi.store.sql_tracing import TracedConnection, operation
+from ragapi.store.sql_tracing import TracedConnection, operation, plumbing
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +130,26 @@ async def test_no_spans_outside_a_sampled_trace(
     finally:
         await conn.close()
     assert [s.attributes["db.statement"] for s in _sql(spans)] == ["SELECT 3"]
+
+
+async def test_plumbing_makes_no_span_through_the_pool_and_is_a_no_op_untraced(
+    stack: EmbeddedStack, spans: InMemorySpanExporter
+) -> None:
+    traced = await create_pool(stack.postgres.app_url, min_size=1, max_size=1, traced=True)
+    plain = await create_pool(stack.postgres.app_url, min_size=1, max_size=1)
+    try:
+        with _requests.start_as_current_span("request"):
+            async with traced.acquire() as conn:  # the pool's proxy, not the connection
+                with plumbing(conn):
+                    await conn.execute("SET application_name = 'plumbing'")
+                    with plumbing(conn):  # nested: still quiet, and quiet until the outer ends
+                        await conn.execute("SELECT 'nested'")
+                    await conn.execute("SELECT 'still quiet'")
+                assert await conn.fetchval("SELECT 'work'") == "work"
+            async with plain.acquire() as conn:
+                with plumbing(conn):
+                    assert await conn.fetchval("SELECT 2") == 2
+    finally:
+        await traced.close()
+        await plain.close()
+    assert [s.attributes["db.statement"] for s in _sql(spans)] == ["SELECT 'work'"]

@@ -17,10 +17,10 @@ from typing import Any
 
 import asyncpg
 import numpy as np
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from ragapi.contract import Distance
 from ragapi.store.indexes import OPERATOR, IndexRecord, quote_ident
+from ragapi.store.sql_tracing import plumbing
 
 # Below this many matching rows an exact scan of them beats escalating HNSW (they come
 # from the GIN index; measured about 3 ms for 1k matches at 100k rows).
@@ -117,7 +117,7 @@ def _nearest(record: IndexRecord, where: str) -> str:
 
 
 async def _set_ef_search(conn: asyncpg.Connection, ef_search: int) -> None:
-    with suppress_instrumentation():  # plumbing: the value is on the retrieve span
+    with plumbing(conn):  # the value is on the retrieve span
         await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
 
 

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from ragapi.store.sql_tracing import plumbing
 
 
 async def set_tenant(conn: asyncpg.Connection, tenant: str) -> None:
@@ -33,15 +34,15 @@ async def tenant_tx(
     """
     async with pool.acquire() as conn:
         tx = conn.transaction(readonly=readonly)
-        with suppress_instrumentation():
+        with plumbing(conn):
             await tx.start()
         try:
-            with suppress_instrumentation():
+            with plumbing(conn):
                 await set_tenant(conn, tenant)
             yield conn
         except BaseException:
-            with suppress_instrumentation():
+            with plumbing(conn):
                 await tx.rollback()
             raise
-        with suppress_instrumentation():
+        with plumbing(conn):
             await tx.commit()
