@@ -3,7 +3,9 @@
 The key holds the tenant, the index, the index's content version, the normalised
 question and every parameter that changes the answer (top_k, filters, the chat pool's
 spec). Any document upload, update or delete bumps the content version in Postgres, so
-old answers become unreachable at once — no scan, no delete; they age out by TTL. When
+old answers become unreachable at once — no scan, no delete; they age out by TTL.
+Versions come from one sequence (migration 0006), so an index dropped and created again
+under the same name never meets its predecessor's keys. When
 Redis is down the cache is skipped, never an error.
 """
 

@@ -19,7 +19,15 @@ from ragapi.parsing import PLAIN
 from ragapi.store import search as store_search
 from ragapi.store.db import create_pool
 from ragapi.store.documents import COPY_COLUMNS
-from ragapi.store.indexes import build_hnsw, ensure_index, get_index, hnsw_index_name
+from ragapi.store.indexes import (
+    build_hnsw,
+    bump_content_version,
+    content_version,
+    drop_index,
+    ensure_index,
+    get_index,
+    hnsw_index_name,
+)
 from ragapi.store.migrations import Migration, bundled_migrations, migrate
 from ragapi.store.search import Candidate, SearchFilters, VectorResult, text_search, vector_search
 from ragapi.store.tenancy import set_tenant
@@ -395,3 +403,25 @@ async def test_changing_dimensions_is_refused(conn: asyncpg.Connection) -> None:
         await ensure_index(
             conn, name, RagIndexSpec.model_validate({"embedding": {"dimensions": 16}})
         )
+
+
+async def test_content_versions_are_never_reused_by_a_recreated_index(
+    conn: asyncpg.Connection,
+) -> None:
+    # The answer cache's keys hold (index name, content version): an index dropped and
+    # created again must not meet its predecessor's versions, or old answers come back.
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    spec = RagIndexSpec.model_validate({"embedding": {"dimensions": DIM}})
+    first = await ensure_index(conn, name, spec)
+    seen = {first.content_version}
+    async with conn.transaction():
+        seen.add(await bump_content_version(conn, name))
+        seen.add(await bump_content_version(conn, name))
+    assert await content_version(conn, name) == max(seen)
+    assert await drop_index(conn, name)
+    again = await ensure_index(conn, name, spec)
+    assert again.content_version > max(seen)
+    async with conn.transaction():
+        assert await bump_content_version(conn, name) > again.content_version
+    assert len(seen) == 3  # each bump a new version
+    await drop_index(conn, name)

@@ -270,7 +270,9 @@ async def content_version(conn: asyncpg.Connection | asyncpg.Pool, name: str) ->
 
 async def bump_content_version(conn: asyncpg.Connection, name: str) -> int:
     version: int = await conn.fetchval(
-        """UPDATE rag_indexes SET content_version = content_version + 1
+        # From the shared sequence (migration 0006): never reused, even by an index
+        # recreated under the same name.
+        """UPDATE rag_indexes SET content_version = nextval('ragline_content_versions')
            WHERE name = $1 RETURNING content_version""",
         name,
     )
