@@ -10,7 +10,6 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
@@ -18,19 +17,16 @@ from ragapi.embedded import EmbeddedStack
 from ragapi.store import sql_tracing
 from ragapi.store.db import create_pool
 from ragapi.store.sql_tracing import TracedConnection, operation, plumbing
+from tests.support.spans import recorded_spans
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
 def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    # A provider of the test's own: the global one can be set only once per process.
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(sql_tracing, "_tracer", provider.get_tracer("test"))
-    yield exporter
-    provider.shutdown()
+    with recorded_spans() as (provider, exporter):
+        monkeypatch.setattr(sql_tracing, "_tracer", provider.get_tracer("test"))
+        yield exporter
 
 
 def _sql(exporter: InMemorySpanExporter) -> list[ReadableSpan]:

@@ -9,13 +9,13 @@ import httpx
 import pytest
 from fastapi import FastAPI, Response
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ragapi import server_span, tracing
 from ragapi.http import RequestContextMiddleware
 from ragapi.tracing import FASTAPI_TELEMETRY, child_span
+from tests.support.spans import recorded_spans
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -23,15 +23,11 @@ CALLER_SPAN = "00f067aa0ba902b7"
 
 @pytest.fixture()
 def exporter(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    # A provider of the test's own: the global one can be set only once per process.
-    exported = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exported))
-    monkeypatch.setattr(server_span, "_tracer", provider.get_tracer("test"))
-    monkeypatch.setattr(tracing, "tracer", provider.get_tracer("test"))
-    monkeypatch.setattr(tracing, "_configured", True)
-    yield exported
-    provider.shutdown()
+    with recorded_spans() as (provider, exported):
+        monkeypatch.setattr(server_span, "_tracer", provider.get_tracer("test"))
+        monkeypatch.setattr(tracing, "tracer", provider.get_tracer("test"))
+        monkeypatch.setattr(tracing, "_configured", True)
+        yield exported
 
 
 def _app() -> FastAPI:

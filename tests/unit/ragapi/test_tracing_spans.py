@@ -8,23 +8,19 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from ragapi import tracing
 from ragapi.tracing import child_span, leaf_span
+from tests.support.spans import recorded_spans
 
 
 @pytest.fixture()
 def exporter(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    # A provider of the test's own: the global one can be set only once per process.
-    exported = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exported))
-    monkeypatch.setattr(tracing, "tracer", provider.get_tracer("test"))
-    yield exported
-    provider.shutdown()
+    with recorded_spans() as (provider, exported):
+        monkeypatch.setattr(tracing, "tracer", provider.get_tracer("test"))
+        yield exported
 
 
 def _names(exported: InMemorySpanExporter) -> list[str]:
