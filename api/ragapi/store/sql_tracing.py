@@ -13,7 +13,7 @@ The spans carry what that instrumentation emits by default (``db.system``, ``db.
 ``db.user``, ``net.peer.name``, ``net.peer.port``, ``db.statement``), named by the
 statement's first keyword. They are leaves, so they are never made current.
 
-No span is made outside a sampled trace, for a statement run under ``plumbing(conn)``
+No span is made outside a sampled trace, nor for a statement run under ``plumbing(conn)``
 (transaction control and settings: their time is in the enclosing span) or under
 ``suppress_instrumentation()``, as with any OpenTelemetry instrumentation. ``plumbing``
 is a flag on the connection: measured in place, the general checks (two context-variable
