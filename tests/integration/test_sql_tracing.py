@@ -3,7 +3,7 @@ the database attributes, none for plumbing or the pool's reset, errors marked.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
@@ -27,6 +27,18 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     with recorded_spans() as (provider, exporter):
         monkeypatch.setattr(sql_tracing, "_tracer", provider.get_tracer("test"))
         yield exporter
+
+
+@pytest.fixture()
+async def pools(stack: EmbeddedStack) -> AsyncIterator[tuple[asyncpg.Pool, asyncpg.Pool]]:
+    """A traced pool and a plain one, a connection each."""
+    traced = await create_pool(stack.postgres.app_url, min_size=1, max_size=1, traced=True)
+    plain = await create_pool(stack.postgres.app_url, min_size=1, max_size=1)
+    try:
+        yield traced, plain
+    finally:
+        await traced.close()
+        await plain.close()
 
 
 def _sql(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
@@ -92,22 +104,17 @@ async def test_a_failed_statement_marks_its_span_and_still_raises(
 
 
 async def test_traced_pool_spans_only_the_work_and_untraced_pool_is_plain(
-    stack: EmbeddedStack, spans: InMemorySpanExporter
+    pools: tuple[asyncpg.Pool, asyncpg.Pool], spans: InMemorySpanExporter
 ) -> None:
-    traced = await create_pool(stack.postgres.app_url, min_size=1, max_size=1, traced=True)
-    plain = await create_pool(stack.postgres.app_url, min_size=1, max_size=1)
-    try:
-        with _requests.start_as_current_span("request"):
-            for _ in range(3):  # each release resets the connection: no span for that
-                async with traced.acquire() as conn:
-                    assert isinstance(conn._con, TracedConnection)  # type: ignore[attr-defined]
-                    await conn.fetchval("SELECT 1")
-            async with plain.acquire() as conn:
-                assert type(conn._con) is asyncpg.Connection  # type: ignore[attr-defined]
-                await conn.fetchval("SELECT 2")
-    finally:
-        await traced.close()
-        await plain.close()
+    traced, plain = pools
+    with _requests.start_as_current_span("request"):
+        for _ in range(3):  # each release resets the connection: no span for that
+            async with traced.acquire() as conn:
+                assert isinstance(conn._con, TracedConnection)  # type: ignore[attr-defined]
+                await conn.fetchval("SELECT 1")
+        async with plain.acquire() as conn:
+            assert type(conn._con) is asyncpg.Connection  # type: ignore[attr-defined]
+            await conn.fetchval("SELECT 2")
     assert [s.attributes["db.statement"] for s in _sql(spans)] == ["SELECT 1"] * 3
 
 
@@ -129,23 +136,18 @@ async def test_no_spans_outside_a_sampled_trace(
 
 
 async def test_plumbing_makes_no_span_through_the_pool_and_is_a_no_op_untraced(
-    stack: EmbeddedStack, spans: InMemorySpanExporter
+    pools: tuple[asyncpg.Pool, asyncpg.Pool], spans: InMemorySpanExporter
 ) -> None:
-    traced = await create_pool(stack.postgres.app_url, min_size=1, max_size=1, traced=True)
-    plain = await create_pool(stack.postgres.app_url, min_size=1, max_size=1)
-    try:
-        with _requests.start_as_current_span("request"):
-            async with traced.acquire() as conn:  # the pool's proxy, not the connection
-                with plumbing(conn):
-                    await conn.execute("SET application_name = 'plumbing'")
-                    with plumbing(conn):  # nested: still quiet, and quiet until the outer ends
-                        await conn.execute("SELECT 'nested'")
-                    await conn.execute("SELECT 'still quiet'")
-                assert await conn.fetchval("SELECT 'work'") == "work"
-            async with plain.acquire() as conn:
-                with plumbing(conn):
-                    assert await conn.fetchval("SELECT 2") == 2
-    finally:
-        await traced.close()
-        await plain.close()
+    traced, plain = pools
+    with _requests.start_as_current_span("request"):
+        async with traced.acquire() as conn:  # the pool's proxy, not the connection
+            with plumbing(conn):
+                await conn.execute("SET application_name = 'plumbing'")
+                with plumbing(conn):  # nested: still quiet, and quiet until the outer ends
+                    await conn.execute("SELECT 'nested'")
+                await conn.execute("SELECT 'still quiet'")
+            assert await conn.fetchval("SELECT 'work'") == "work"
+        async with plain.acquire() as conn:
+            with plumbing(conn):
+                assert await conn.fetchval("SELECT 2") == 2
     assert [s.attributes["db.statement"] for s in _sql(spans)] == ["SELECT 'work'"]
