@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 from starlette.types import Scope
 
 from ragapi import __version__, tracing
@@ -135,11 +135,10 @@ class ServerSpan:
             if route is not None:
                 attributes["http.route"] = route
                 span.update_name(f"{'HTTP' if self._method == '_OTHER' else self._method} {route}")
-            if error is not None or status >= 500:
-                attributes["error.type"] = (
-                    type(error).__qualname__ if error is not None else str(status)
-                )
-                span.set_status(Status(StatusCode.ERROR))
             span.set_attributes(attributes)
+            if error is not None or status >= 500:
+                tracing.mark_error(
+                    span, type(error).__qualname__ if error is not None else str(status)
+                )
         span.end()
         otel_context.detach(self._token)  # type: ignore[arg-type]

@@ -36,8 +36,8 @@ def child_span(name: str, attributes: Attributes = None) -> _ChildSpan:
       ``start_span`` (ids, sampler, a non-recording span) before dropping it.
     - One small object instead of three nested generator context managers
       (``ProxyTracer``'s, the SDK tracer's and ``use_span``'s).
-    - An exception is recorded on the span and sets ERROR status, as ``use_span``
-      does; cancellation and ``GeneratorExit`` are not errors.
+    - An exception marks the span an error (``mark_error``: its type, never its message);
+      cancellation and ``GeneratorExit`` are not errors.
     """
     return _ChildSpan(name, attributes)
 
@@ -80,9 +80,20 @@ class _ChildSpan:
         otel_context.detach(self._token)  # type: ignore[arg-type]
         # Exceptions only, as use_span: GeneratorExit and cancellation are not errors.
         if isinstance(exc, Exception):
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            mark_error(span, type(exc).__qualname__)
         span.end()
+
+
+def mark_error(span: trace.Span, error_type: str) -> None:
+    """ERROR status and ``error.type``, and nothing more: every span's error policy.
+
+    No message and no exception event (whose stack trace ends with the message): a
+    Postgres error may quote the data (a duplicate key's value), a provider's may echo
+    the prompt, and trace backends are read more widely than logs. The detail is in the
+    request's log lines, found by ``trace_id`` (an unhandled error's masked traceback).
+    """
+    span.set_attribute("error.type", error_type)
+    span.set_status(Status(StatusCode.ERROR))
 
 
 def exemplar() -> dict[str, str] | None:

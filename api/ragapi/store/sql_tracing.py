@@ -30,9 +30,10 @@ from typing import Any
 import asyncpg
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
 from ragapi import __version__
+from ragapi.tracing import mark_error
 
 _tracer = trace.get_tracer("ragline.asyncpg", __version__)
 
@@ -79,9 +80,7 @@ class _StatementSpan:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is not None:
-            # The type only: Postgres' messages may quote the data (a duplicate key's value).
-            self.span.set_attribute("error.type", exc_type.__qualname__)
-            self.span.set_status(Status(StatusCode.ERROR))
+            mark_error(self.span, exc_type.__qualname__)
         self.span.end()
 
 
