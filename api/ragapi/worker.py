@@ -18,7 +18,7 @@ from ragapi.ingest import DocumentUpload
 from ragapi.metrics import INGEST_JOBS, INGEST_JOBS_BACKLOG
 from ragapi.store import jobs as job_store
 from ragapi.store.tenancy import tenant_tx
-from ragapi.tracing import tracer
+from ragapi.tracing import mark_error, tracer
 
 if TYPE_CHECKING:
     from ragapi.state import AppState
@@ -56,11 +56,17 @@ class IngestWorker:
         links = (
             [trace.Link(parent.get_span_context())] if parent.get_span_context().is_valid else []
         )
-        with tracer.start_as_current_span("ingest_job", links=links) as span:
+        with tracer.start_as_current_span(
+            "ingest_job", links=links, record_exception=False, set_status_on_exception=False
+        ) as span:
             span.set_attribute("ragline.job_id", str(job.id))
             span.set_attribute("ragline.index", job.index_name)
             span.set_attribute("ragline.attempt", job.attempts)
-            await self._process(job)
+            try:
+                await self._process(job)
+            except Exception as exc:  # recording the outcome (Postgres gone): the type only
+                mark_error(span, type(exc).__qualname__)
+                raise
         return True
 
     async def _process(self, job: job_store.Job) -> None:
@@ -84,10 +90,11 @@ class IngestWorker:
             )
         except RaglineError as exc:
             permanent = exc.status_code < 500
-            await self._failed(job, f"{exc.code}: {exc.message}", permanent)
+            await self._failed(job, exc.code, f"{exc.code}: {exc.message}", permanent)
             return
         except Exception as exc:  # Postgres, network: worth another try
-            await self._failed(job, f"{type(exc).__name__}: {exc}", False)
+            kind = type(exc).__qualname__
+            await self._failed(job, kind, f"{kind}: {exc}", False)
             return
         self.state.forget_index(job.index_name)
         async with tenant_tx(self.state.pool, job.tenant) as conn:
@@ -104,7 +111,12 @@ class IngestWorker:
         INGEST_JOBS.labels("succeeded").inc()
         log.info("job_succeeded", job_id=str(job.id), document_id=str(result.document.id))
 
-    async def _failed(self, job: job_store.Job, error: str, permanent: bool) -> None:
+    async def _failed(
+        self, job: job_store.Job, error_type: str, error: str, permanent: bool
+    ) -> None:
+        # The job's status and log keep the message (its owner reads them); the trace gets
+        # the type only, as every span (tracing.mark_error).
+        mark_error(trace.get_current_span(), error_type)
         async with tenant_tx(self.state.pool, job.tenant) as conn:
             new_state = await job_store.fail(
                 conn, job, error, permanent=permanent, retry_in_seconds=retry_delay(job.attempts)

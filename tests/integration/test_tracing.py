@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 
 from ragapi.embedded import EmbeddedStack
 from tests.conftest import start_api, stop_api
+from tests.support.documents import make_pdf
 
 pytestmark = pytest.mark.integration
 ROUTING = "apiVersion: ragline.dev/v1alpha1\nkind: RagIndex\nmetadata: {name: traced}\n"
@@ -141,3 +143,46 @@ def test_query_trace_has_the_span_tree(stack: EmbeddedStack, tmp_path: Path) -> 
             openmetrics,
             re.M,
         ), [line for line in openmetrics.splitlines() if line.startswith(metric + "_bucket")]
+
+
+def test_a_failed_ingest_job_marks_its_span_by_type_only(
+    stack: EmbeddedStack, tmp_path: Path
+) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING)
+    api = start_api(
+        routing,
+        {"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "ragline-test"},
+        stack,
+        tmp_path / "api.log",
+    )
+    try:
+        h = {"Authorization": f"Bearer {api.create_key('admin')}"}
+        resp = httpx.post(
+            f"{api.url}/v1/indexes/traced/documents",
+            headers=h,
+            params={"async": "true"},
+            files={"file": ("cut.pdf", make_pdf([["secret-cell-17"]])[:200])},
+            data={"source": "cut.pdf"},
+            timeout=60,
+        )
+        assert resp.status_code == 202, resp.text
+        url = f"{api.url}{resp.json()['status_url']}"
+        deadline = time.monotonic() + 60
+        while (job := httpx.get(url, headers=h, timeout=10).json())["state"] not in {
+            "succeeded",
+            "failed",
+            "dead",
+        }:
+            assert time.monotonic() < deadline, job
+            time.sleep(0.2)
+        assert job["state"] == "failed", job
+        assert job["error"].startswith("unparseable_document: ")  # the owner sees the message
+    finally:
+        stop_api(api)
+    (span,) = (s for s in _spans((tmp_path / "api.log").read_text()) if s["name"] == "ingest_job")
+    assert span["status"]["status_code"] == "ERROR"  # type: ignore[index]
+    assert span["attributes"]["error.type"] == "unparseable_document"  # type: ignore[index]
+    # The trace gets the type only: no description, no exception event.
+    assert "description" not in span["status"]  # type: ignore[operator]
+    assert not span["events"]
