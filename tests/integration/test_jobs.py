@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from typing import Any
 
 import asyncpg
 import httpx
@@ -15,21 +13,10 @@ import pytest
 
 from ragapi.embedded import EmbeddedStack
 from tests.support.documents import make_pdf
+from tests.support.jobs import wait_job
 from tests.support.provider_server import Fault, ProviderServer
 
 pytestmark = pytest.mark.integration
-
-
-def wait_job(
-    client: httpx.Client, url: str, states: set[str], timeout: float = 60
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        body = client.get(url).json()
-        if body["state"] in states:
-            return body
-        assert time.monotonic() < deadline, f"job stuck in {body['state']}: {body}"
-        time.sleep(0.2)
 
 
 def test_async_upload_becomes_a_job_and_succeeds(admin: httpx.Client) -> None:

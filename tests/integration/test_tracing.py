@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from ragapi.embedded import EmbeddedStack
-from tests.conftest import start_api, stop_api
+from tests.conftest import ApiProcess, start_api, stop_api
 from tests.support.documents import make_pdf
+from tests.support.jobs import wait_job
 
 pytestmark = pytest.mark.integration
 ROUTING = "apiVersion: ragline.dev/v1alpha1\nkind: RagIndex\nmetadata: {name: traced}\n"
@@ -41,15 +41,21 @@ def _spans(text: str) -> list[dict[str, object]]:
     return spans
 
 
-def test_query_trace_has_the_span_tree(stack: EmbeddedStack, tmp_path: Path) -> None:
+def _console_traced_api(stack: EmbeddedStack, tmp_path: Path) -> ApiProcess:
+    """A real API process printing its spans as JSON to its log (read after ``stop_api``,
+    which flushes the batch span processor)."""
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING)
-    api = start_api(
+    return start_api(
         routing,
         {"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "ragline-test"},
         stack,
         tmp_path / "api.log",
     )
+
+
+def test_query_trace_has_the_span_tree(stack: EmbeddedStack, tmp_path: Path) -> None:
+    api = _console_traced_api(stack, tmp_path)
     try:
         key = api.create_key("admin")
         h = {"Authorization": f"Bearer {key}"}
@@ -148,34 +154,18 @@ def test_query_trace_has_the_span_tree(stack: EmbeddedStack, tmp_path: Path) -> 
 def test_a_failed_ingest_job_marks_its_span_by_type_only(
     stack: EmbeddedStack, tmp_path: Path
 ) -> None:
-    routing = tmp_path / "routing.yaml"
-    routing.write_text(ROUTING)
-    api = start_api(
-        routing,
-        {"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "ragline-test"},
-        stack,
-        tmp_path / "api.log",
-    )
+    api = _console_traced_api(stack, tmp_path)
     try:
-        h = {"Authorization": f"Bearer {api.create_key('admin')}"}
-        resp = httpx.post(
-            f"{api.url}/v1/indexes/traced/documents",
-            headers=h,
-            params={"async": "true"},
-            files={"file": ("cut.pdf", make_pdf([["secret-cell-17"]])[:200])},
-            data={"source": "cut.pdf"},
-            timeout=60,
-        )
-        assert resp.status_code == 202, resp.text
-        url = f"{api.url}{resp.json()['status_url']}"
-        deadline = time.monotonic() + 60
-        while (job := httpx.get(url, headers=h, timeout=10).json())["state"] not in {
-            "succeeded",
-            "failed",
-            "dead",
-        }:
-            assert time.monotonic() < deadline, job
-            time.sleep(0.2)
+        headers = {"Authorization": f"Bearer {api.create_key('admin')}"}
+        with httpx.Client(base_url=api.url, headers=headers, timeout=60) as client:
+            resp = client.post(
+                "/v1/indexes/traced/documents",
+                params={"async": "true"},
+                files={"file": ("cut.pdf", make_pdf([["secret-cell-17"]])[:200])},
+                data={"source": "cut.pdf"},
+            )
+            assert resp.status_code == 202, resp.text
+            job = wait_job(client, resp.json()["status_url"])
         assert job["state"] == "failed", job
         assert job["error"].startswith("unparseable_document: ")  # the owner sees the message
     finally:
