@@ -3,10 +3,13 @@ in one trace, and trace ids on the log lines."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import uuid
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -41,14 +44,16 @@ def _spans(text: str) -> list[dict[str, object]]:
     return spans
 
 
-def _console_traced_api(stack: EmbeddedStack, tmp_path: Path) -> ApiProcess:
+def _console_traced_api(
+    stack: EmbeddedStack, tmp_path: Path, env: dict[str, str] | None = None
+) -> ApiProcess:
     """A real API process printing its spans as JSON to its log (read after ``stop_api``,
     which flushes the batch span processor)."""
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING)
     return start_api(
         routing,
-        {"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "ragline-test"},
+        {"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "ragline-test", **(env or {})},
         stack,
         tmp_path / "api.log",
     )
@@ -151,10 +156,26 @@ def test_query_trace_has_the_span_tree(stack: EmbeddedStack, tmp_path: Path) -> 
         ), [line for line in openmetrics.splitlines() if line.startswith(metric + "_bucket")]
 
 
+async def _own_database(stack: EmbeddedStack) -> dict[str, str]:
+    """A fresh database on the shared server, so that no other test's API process (their
+    workers poll the same job table) claims this test's job."""
+    db = f"traced_{uuid.uuid4().hex[:8]}"
+    su = await asyncpg.connect(stack.postgres.superuser_url)
+    await su.execute(f'CREATE DATABASE "{db}" OWNER ragline_owner')
+    await su.close()
+    su = await asyncpg.connect(stack.postgres.superuser_url.rsplit("/", 1)[0] + f"/{db}")
+    await su.execute("CREATE EXTENSION vector")  # as a DBA provisions it
+    await su.close()
+    return {
+        "RAGLINE_DATABASE_URL": stack.postgres.app_url.rsplit("/", 1)[0] + f"/{db}",
+        "RAGLINE_ADMIN_DATABASE_URL": stack.postgres.url.rsplit("/", 1)[0] + f"/{db}",
+    }
+
+
 def test_a_failed_ingest_job_marks_its_span_by_type_only(
     stack: EmbeddedStack, tmp_path: Path
 ) -> None:
-    api = _console_traced_api(stack, tmp_path)
+    api = _console_traced_api(stack, tmp_path, asyncio.run(_own_database(stack)))
     try:
         headers = {"Authorization": f"Bearer {api.create_key('admin')}"}
         with httpx.Client(base_url=api.url, headers=headers, timeout=60) as client:
