@@ -32,6 +32,7 @@ from ragapi.store.migrations import Migration, bundled_migrations, migrate
 from ragapi.store.search import Candidate, SearchFilters, VectorResult, text_search, vector_search
 from ragapi.store.tenancy import set_tenant
 from tests.hashing_embedder import HashingEmbedder
+from tests.support.databases import fresh_database, on_database
 
 pytestmark = pytest.mark.integration
 DIM = 8
@@ -50,14 +51,7 @@ async def conn(stack: EmbeddedStack) -> AsyncIterator[asyncpg.Connection]:
 
 async def test_concurrent_migrations_apply_once(stack: EmbeddedStack) -> None:
     """Two pods starting at once: the advisory lock serialises them; each version once."""
-    db = f"mig_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(stack.postgres.superuser_url)
-    await admin.execute(f'CREATE DATABASE "{db}" OWNER ragline_owner')
-    await admin.close()
-    su = await asyncpg.connect(stack.postgres.superuser_url.rsplit("/", 1)[0] + f"/{db}")
-    await su.execute("CREATE EXTENSION vector")  # as a DBA provisions it
-    await su.close()
-    url = stack.postgres.url.rsplit("/", 1)[0] + f"/{db}"
+    url = on_database(stack.postgres.url, await fresh_database(stack, "mig"))
     extra = Migration(9999, "slow_probe", "SELECT pg_sleep(0.3); CREATE TABLE probe (id int);")
     migrations = [*bundled_migrations(), extra]
     conns = [await asyncpg.connect(url) for _ in range(4)]

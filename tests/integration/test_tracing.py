@@ -6,15 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
 from ragapi.embedded import EmbeddedStack
 from tests.conftest import ApiProcess, start_api, stop_api
+from tests.support.databases import fresh_database, on_database
 from tests.support.documents import make_pdf
 from tests.support.jobs import wait_job
 
@@ -159,16 +158,10 @@ def test_query_trace_has_the_span_tree(stack: EmbeddedStack, tmp_path: Path) -> 
 async def _own_database(stack: EmbeddedStack) -> dict[str, str]:
     """A fresh database on the shared server, so that no other test's API process (their
     workers poll the same job table) claims this test's job."""
-    db = f"traced_{uuid.uuid4().hex[:8]}"
-    su = await asyncpg.connect(stack.postgres.superuser_url)
-    await su.execute(f'CREATE DATABASE "{db}" OWNER ragline_owner')
-    await su.close()
-    su = await asyncpg.connect(stack.postgres.superuser_url.rsplit("/", 1)[0] + f"/{db}")
-    await su.execute("CREATE EXTENSION vector")  # as a DBA provisions it
-    await su.close()
+    db = await fresh_database(stack, "traced")
     return {
-        "RAGLINE_DATABASE_URL": stack.postgres.app_url.rsplit("/", 1)[0] + f"/{db}",
-        "RAGLINE_ADMIN_DATABASE_URL": stack.postgres.url.rsplit("/", 1)[0] + f"/{db}",
+        "RAGLINE_DATABASE_URL": on_database(stack.postgres.app_url, db),
+        "RAGLINE_ADMIN_DATABASE_URL": on_database(stack.postgres.url, db),
     }
 
 
